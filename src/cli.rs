@@ -1,0 +1,375 @@
+//! The `portcullis` command line: `serve` and the operator's tools. The tools act on the same database
+//! and key directory the server uses, so an operator never edits SQL or key files by hand.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{Settings, CONFIG_FILE_ENV};
+use crate::domain::{RealmName, Username};
+use crate::keys::RealmKeys;
+use crate::password::{Hasher, MAX_PASSWORD_LEN};
+use crate::realm::{self, Realms, DEFAULT_REALM};
+use crate::startup::Application;
+use crate::store::{RealmRecord, Role, Store};
+use crate::token::{DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
+
+/// A Docker Registry v2 token service.
+#[derive(Parser)]
+#[command(name = "portcullis", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Every key can also be set as PORTCULLIS__SECTION__KEY.
+    #[arg(long, global = true, env = CONFIG_FILE_ENV)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the token server.
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage realms.
+    #[command(subcommand)]
+    Realm(RealmCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Show and export realm signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the registry's `auth.token` configuration for a realm.
+    RegistryConfig(RealmArg),
+}
+
+#[derive(Args)]
+pub struct RealmArg {
+    /// The realm.
+    #[arg(long, default_value = DEFAULT_REALM)]
+    pub realm: RealmName,
+}
+
+#[derive(Subcommand)]
+pub enum RealmCommand {
+    /// Add a realm; its keys are generated at once.
+    Add {
+        name: RealmName,
+        /// Accepted `service` value (the registry's auth.token.service); repeat for several.
+        #[arg(long = "service", required = true)]
+        services: Vec<String>,
+        /// Token issuer; default: the realm's token URL.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Token lifetime in seconds (at least 60).
+        #[arg(long, default_value_t = DEFAULT_TOKEN_TTL_SECS)]
+        token_ttl_secs: u64,
+    },
+    /// List realms.
+    List,
+}
+
+#[derive(Args)]
+pub struct UserArgs {
+    /// The user's name.
+    pub name: Username,
+    #[command(flatten)]
+    pub realm: RealmArg,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is prompted for, or read from standard input.
+    Add {
+        #[command(flatten)]
+        user: UserArgs,
+        /// Make the user a realm admin (every action on every repository, and the catalog).
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's password.
+    Passwd {
+        #[command(flatten)]
+        user: UserArgs,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user: their credentials are refused until enabled again.
+    Disable(UserArgs),
+    /// Enable a disabled user.
+    Enable(UserArgs),
+    /// Delete a user.
+    Delete(UserArgs),
+    /// Set a user's role.
+    Role {
+        #[command(flatten)]
+        user: UserArgs,
+        #[arg(value_enum)]
+        role: RoleArg,
+    },
+    /// List a realm's users.
+    List(RealmArg),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    User,
+    Admin,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List each realm's key id and files.
+    List,
+    /// Print a realm's public keys for registries.
+    Export {
+        #[command(flatten)]
+        realm: RealmArg,
+        #[arg(long, value_enum)]
+        format: KeyFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KeyFormat {
+    /// PEM certificates, for the registry's `rootcertbundle`.
+    PemBundle,
+    /// JWKS, for registry 3.x's `jwks`.
+    Jwks,
+}
+
+/// Runs a command that needs no server; `serve` is handled by `main`.
+pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            open_store(settings).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Realm(command) => realm_command(settings, command).await,
+        Command::User(command) => user_command(settings, command).await,
+        Command::Keys(command) => keys_command(settings, command).await,
+        Command::RegistryConfig(arg) => {
+            let realm = load_realm(settings, &arg.realm).await?;
+            print!("{}", realm.registry_config());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    tracing::info!(port = app.port(), "listening on {}", settings.server.listen);
+    for realm in app.realms() {
+        println!(
+            "# Registry configuration for realm {}:\n{}",
+            realm.name,
+            realm.registry_config()
+        );
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database)
+        .await
+        .with_context(|| "opening the database (database.url)".to_string())?;
+    realm::bootstrap(&store).await?;
+    Ok(store)
+}
+
+async fn load_realm(
+    settings: &Settings,
+    name: &RealmName,
+) -> anyhow::Result<std::sync::Arc<realm::Realm>> {
+    let store = open_store(settings).await?;
+    let realms = Realms::new(store, settings.keys.dir.clone(), settings.public_url());
+    realms
+        .get(name)
+        .await?
+        .with_context(|| format!("realm {name} does not exist"))
+}
+
+async fn realm_command(settings: &Settings, command: RealmCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    match command {
+        RealmCommand::Add {
+            name,
+            services,
+            issuer,
+            token_ttl_secs,
+        } => {
+            if token_ttl_secs < MIN_TOKEN_TTL_SECS {
+                bail!("--token-ttl-secs must be at least {MIN_TOKEN_TTL_SECS}");
+            }
+            if let Some(bad) = services
+                .iter()
+                .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
+                bail!("--service {bad:?}: a service name must be non-empty and without spaces");
+            }
+            RealmKeys::load_or_create(&settings.keys.dir, &name)?;
+            store
+                .create_realm(&RealmRecord {
+                    name: name.clone(),
+                    services,
+                    issuer,
+                    token_ttl_secs,
+                })
+                .await?;
+            println!("realm {name} added; registry configuration:");
+            print!("{}", load_realm(settings, &name).await?.registry_config());
+        }
+        RealmCommand::List => {
+            println!(
+                "{:<20} {:<10} {:<30} ISSUER",
+                "REALM", "TTL_SECS", "SERVICES"
+            );
+            for r in store.list_realms().await? {
+                let issuer = r
+                    .issuer
+                    .unwrap_or_else(|| realm::token_url(&settings.public_url(), &r.name));
+                println!(
+                    "{:<20} {:<10} {:<30} {issuer}",
+                    r.name,
+                    r.token_ttl_secs,
+                    r.services.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let hasher = || Hasher::new(&settings.passwords);
+    match command {
+        UserCommand::Add {
+            user,
+            admin,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            let hash = hasher()?.hash(&password)?;
+            let role = if admin { Role::Admin } else { Role::User };
+            store
+                .create_user(&user.realm.realm, &user.name, Some(&hash), role)
+                .await?;
+            println!("user {} added to realm {}", user.name, user.realm.realm);
+        }
+        UserCommand::Passwd {
+            user,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            let hash = hasher()?.hash(&password)?;
+            store
+                .set_password(&user.realm.realm, &user.name, &hash)
+                .await?;
+            println!("password of {} changed", user.name);
+        }
+        UserCommand::Disable(user) => {
+            store
+                .set_disabled(&user.realm.realm, &user.name, true)
+                .await?;
+            println!("user {} disabled", user.name);
+        }
+        UserCommand::Enable(user) => {
+            store
+                .set_disabled(&user.realm.realm, &user.name, false)
+                .await?;
+            println!("user {} enabled", user.name);
+        }
+        UserCommand::Delete(user) => {
+            store.delete_user(&user.realm.realm, &user.name).await?;
+            println!("user {} deleted", user.name);
+        }
+        UserCommand::Role { user, role } => {
+            let role = match role {
+                RoleArg::User => Role::User,
+                RoleArg::Admin => Role::Admin,
+            };
+            store.set_role(&user.realm.realm, &user.name, role).await?;
+            println!("role of {} set", user.name);
+        }
+        UserCommand::List(arg) => {
+            println!("{:<32} {:<6} {:<9} CREATED", "USER", "ROLE", "STATE");
+            for u in store.list_users(&arg.realm).await? {
+                let role = if u.role == Role::Admin {
+                    "admin"
+                } else {
+                    "user"
+                };
+                let state = if u.disabled { "disabled" } else { "enabled" };
+                println!("{:<32} {role:<6} {state:<9} {}", u.username, u.created_at);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::List => {
+            let store = open_store(settings).await?;
+            let realms = Realms::new(store, settings.keys.dir.clone(), settings.public_url());
+            println!("{:<20} {:<60} DIRECTORY", "REALM", "KID");
+            for realm in realms.load_all().await? {
+                println!(
+                    "{:<20} {:<60} {}",
+                    realm.name,
+                    realm.keys.kid(),
+                    realm.keys.dir().display()
+                );
+            }
+        }
+        KeysCommand::Export { realm, format } => {
+            let realm = load_realm(settings, &realm.realm).await?;
+            match format {
+                KeyFormat::PemBundle => print!("{}", realm.keys.cert_pem()),
+                KeyFormat::Jwks => {
+                    println!("{}", serde_json::to_string_pretty(&realm.keys.jwks())?)
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new password: the first line of standard input, or typed twice at a prompt. Never from argv.
+fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!("no terminal to prompt for a password; use --password-stdin");
+        }
+        let first = SecretString::from(rpassword::prompt_password("Password: ")?);
+        let second = SecretString::from(rpassword::prompt_password("Repeat password: ")?);
+        if first.expose_secret() != second.expose_secret() {
+            bail!("the passwords do not match");
+        }
+        first
+    };
+    let len = password.expose_secret().len();
+    if len == 0 {
+        bail!("the password is empty");
+    }
+    if len > MAX_PASSWORD_LEN {
+        bail!("the password is longer than {MAX_PASSWORD_LEN} bytes");
+    }
+    Ok(password)
+}

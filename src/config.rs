@@ -1,0 +1,324 @@
+//! The settings tree: defaults, then one TOML file, then `PORTCULLIS__SECTION__KEY` environment
+//! variables. Loading checks every value, so the rest of the program never re-validates settings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of environment overrides; `__` separates section and key (`PORTCULLIS__SERVER__LISTEN`).
+pub const ENV_PREFIX: &str = "PORTCULLIS__";
+/// Environment variable naming the config file when `--config` is absent.
+pub const CONFIG_FILE_ENV: &str = "PORTCULLIS_CONFIG";
+
+/// Everything the server and the operator commands read from configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub keys: KeySettings,
+    pub passwords: PasswordSettings,
+    pub log: LogSettings,
+    pub tls: TlsSettings,
+}
+
+/// `[server]`: where to listen and how clients reach us.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Socket address to bind, e.g. `127.0.0.1:5001` (port 0 picks a free port).
+    pub listen: String,
+    /// Base URL clients and registries use to reach this server; the token URLs and default issuers
+    /// are derived from it. Empty: `http(s)://<listen>`.
+    pub public_url: String,
+    /// HTTP worker threads; 0 means one per CPU.
+    pub workers: usize,
+    /// Largest accepted POST body in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// `[database]`: `sqlite://...` (embedded default) or `postgres://...`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+/// `[keys]`: where realm signing keys and certificates live (`<dir>/<realm>/`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySettings {
+    pub dir: PathBuf,
+}
+
+/// `[passwords]`: argon2id parameters for new hashes and the size of the verification pool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordSettings {
+    /// Memory cost in KiB (OWASP: 19456).
+    pub argon2_memory_kib: u32,
+    /// Time cost, iterations (OWASP: 2).
+    pub argon2_iterations: u32,
+    /// Lanes (OWASP: 1).
+    pub argon2_parallelism: u32,
+    /// How many password checks may run at once (each holds `argon2_memory_kib` of memory); 0 means
+    /// one per CPU.
+    pub max_concurrent_checks: usize,
+}
+
+/// `[log]`: `format = "human" | "json"`, `level` as an env-filter directive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `[tls]`: serve HTTPS when both files are set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:5001".into(),
+            public_url: String::new(),
+            workers: 0,
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "sqlite://data/portcullis.db".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        KeySettings { dir: "keys".into() }
+    }
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        PasswordSettings {
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_concurrent_checks: 0,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration problem, naming the key (or file) and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0}: not found")]
+    MissingFile(PathBuf),
+    #[error("{0}")]
+    Parse(Box<figment::Error>),
+    #[error("{key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Settings {
+    /// Defaults, then `file` (when given), then the environment; then every value is checked.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::MissingFile(file.to_owned()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return invalid("server.listen", "expected an address like 127.0.0.1:5001");
+        }
+        let public = &self.server.public_url;
+        if !(public.is_empty() || public.starts_with("http://") || public.starts_with("https://")) {
+            return invalid("server.public_url", "expected an http:// or https:// URL");
+        }
+        if self.server.max_body_bytes < 1024 {
+            return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return invalid("database.url", "expected sqlite://PATH or postgres://...");
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1");
+        }
+        let p = &self.passwords;
+        if argon2::Params::new(
+            p.argon2_memory_kib,
+            p.argon2_iterations,
+            p.argon2_parallelism,
+            None,
+        )
+        .is_err()
+        {
+            return invalid(
+                "passwords",
+                "argon2_memory_kib, argon2_iterations, argon2_parallelism are out of argon2's range",
+            );
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return invalid(
+                "log.level",
+                "expected a level (error, warn, info, debug, trace) or directives",
+            );
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return invalid("tls", "set both cert_file and key_file, or neither");
+        }
+        Ok(())
+    }
+
+    /// The base URL that clients reach us at, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        if self.server.public_url.is_empty() {
+            let scheme = if self.tls.cert_file.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}", self.server.listen)
+        } else {
+            self.server.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// Password checks allowed at once.
+    pub fn password_check_slots(&self) -> usize {
+        match self.passwords.max_concurrent_checks {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return its large error type
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn zero_config_defaults() {
+        Jail::expect_with(|_| {
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.server.listen, "127.0.0.1:5001");
+            assert_eq!(s.public_url(), "http://127.0.0.1:5001");
+            assert_eq!(s.database.url, "sqlite://data/portcullis.db");
+            assert_eq!(s.keys.dir, PathBuf::from("keys"));
+            assert_eq!(s.passwords.argon2_memory_kib, 19_456);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "p.toml",
+                "[server]\nlisten = \"0.0.0.0:8080\"\n[log]\nformat = \"json\"\n",
+            )?;
+            jail.set_env(
+                "PORTCULLIS__SERVER__PUBLIC_URL",
+                "https://auth.example.org/",
+            );
+            let s = Settings::load(Some(Path::new("p.toml"))).unwrap();
+            assert_eq!(s.server.listen, "0.0.0.0:8080");
+            assert_eq!(s.log.format, LogFormat::Json);
+            assert_eq!(s.public_url(), "https://auth.example.org");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[server]\nlisten = \"nowhere\"\n")?;
+            let err = Settings::load(Some(Path::new("bad.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("server.listen"), "{err}");
+
+            jail.create_file("typo.toml", "[server]\nlisen = \"x\"\n")?;
+            let err = Settings::load(Some(Path::new("typo.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("lisen"), "{err}");
+
+            jail.create_file("type.toml", "[passwords]\nargon2_iterations = \"two\"\n")?;
+            let err = Settings::load(Some(Path::new("type.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("argon2_iterations"), "{err}");
+
+            jail.create_file("broken.toml", "[server\n")?;
+            let err = Settings::load(Some(Path::new("broken.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("broken.toml"), "{err}");
+
+            let err = Settings::load(Some(Path::new("absent.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("absent.toml"), "{err}");
+
+            jail.set_env("PORTCULLIS__DATABASE__URL", "mysql://x");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("database.url"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,145 @@
+//! The one place errors become HTTP responses. Every error body carries the OAuth2 fields
+//! (`error`, `error_description`), distribution's `errors[]` and Docker Hub's `details`, so each kind
+//! of client finds the message where it looks.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::authn::AuthnError;
+use crate::domain::RealmName;
+use crate::realm::RealmError;
+use crate::scope::ScopeError;
+use crate::service::IssueError;
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECS: &str = "1";
+/// What a client is told about wrong credentials, whatever was wrong.
+const BAD_CREDENTIALS: &str = "incorrect username or password";
+
+/// Everything the HTTP layer can answer with other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("not found")]
+    NotFound,
+    #[error("unknown realm")]
+    UnknownRealm,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    InvalidScope(#[from] ScopeError),
+    #[error("grant_type {0:?} is not supported")]
+    UnsupportedGrantType(String),
+    /// Credentials were presented and are wrong. Carries the realm for `WWW-Authenticate`.
+    #[error("{BAD_CREDENTIALS}")]
+    InvalidCredentials { realm: String },
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// A dependency (database, password pool, signer) failed; logged, retried by the client.
+    #[error("temporarily unavailable")]
+    Unavailable,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: String,
+    errors: [DistributionError<'a>; 1],
+    details: String,
+}
+
+#[derive(Serialize)]
+struct DistributionError<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    /// The OAuth2 `error` code and the distribution `errors[].code`.
+    fn codes(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::NotFound | ApiError::UnknownRealm => ("not_found", "NOT_FOUND"),
+            ApiError::MethodNotAllowed => ("invalid_request", "UNSUPPORTED"),
+            ApiError::InvalidRequest(_) | ApiError::PayloadTooLarge(_) => {
+                ("invalid_request", "INVALID_REQUEST")
+            }
+            ApiError::InvalidScope(_) => ("invalid_scope", "INVALID_SCOPE"),
+            ApiError::UnsupportedGrantType(_) => ("unsupported_grant_type", "UNSUPPORTED"),
+            ApiError::InvalidCredentials { .. } => ("invalid_grant", "UNAUTHORIZED"),
+            ApiError::Unavailable => ("temporarily_unavailable", "UNAVAILABLE"),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound | ApiError::UnknownRealm => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::InvalidRequest(_)
+            | ApiError::InvalidScope(_)
+            | ApiError::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidCredentials { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (error, code) = self.codes();
+        let message = self.to_string();
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::InvalidCredentials { realm } => {
+                let challenge = format!("Basic realm=\"{realm}\"");
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response.insert_header((header::WWW_AUTHENTICATE, value));
+                }
+            }
+            ApiError::Unavailable => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody {
+            error,
+            error_description: message.clone(),
+            errors: [DistributionError {
+                code,
+                message: message.clone(),
+            }],
+            details: message,
+        })
+    }
+}
+
+impl ApiError {
+    /// Maps a refusal of the token service; `realm` names the Basic challenge of a 401.
+    pub fn from_issue(error: IssueError, realm: &RealmName) -> ApiError {
+        match error {
+            IssueError::UnknownService(service) => {
+                ApiError::InvalidRequest(format!("service {service:?} is not served by this realm"))
+            }
+            IssueError::Authn(AuthnError::Rejected(_)) => ApiError::InvalidCredentials {
+                realm: realm.to_string(),
+            },
+            IssueError::Authn(e) => unavailable(&e),
+            IssueError::Sign(e) => unavailable(&e),
+        }
+    }
+}
+
+impl From<RealmError> for ApiError {
+    fn from(error: RealmError) -> Self {
+        unavailable(&error)
+    }
+}
+
+/// Logs the cause of a 503; the client learns only that it may retry.
+fn unavailable(error: &dyn std::error::Error) -> ApiError {
+    tracing::error!(error = %error, "request failed on a dependency");
+    ApiError::Unavailable
+}

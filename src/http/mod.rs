@@ -1,0 +1,186 @@
+//! The HTTP surface: routes, thin handlers (parse, call the core, map the result) and the single
+//! error-to-response mapping in [`error`]. No business logic lives here.
+
+pub mod error;
+pub mod request;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use self::error::ApiError;
+use crate::domain::RealmName;
+use crate::realm::{Realm, Realms};
+use crate::service::{self, Issued, TokenService};
+use crate::store::Store;
+
+/// Route prefixes of a realm's docker-v2 protocol: Keycloak's older layout and its newer one, so a
+/// registry migrating from Keycloak changes only the host.
+pub const REALM_PREFIXES: [&str; 2] = [
+    "/auth/realms/{realm}/protocol/docker-v2",
+    "/realms/{realm}/protocol/docker-v2",
+];
+/// Media type of the PEM bundle.
+const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
+
+/// What every handler shares.
+pub struct AppState {
+    pub realms: Realms,
+    pub tokens: TokenService,
+    pub store: Store,
+    pub max_body_bytes: usize,
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for prefix in REALM_PREFIXES {
+        cfg.service(
+            web::resource([prefix.to_owned(), format!("{prefix}/auth")])
+                .route(web::get().to(token_get))
+                .route(web::post().to(token_post))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(web::resource(format!("{prefix}/certs")).route(web::get().to(jwks)))
+        .service(web::resource(format!("{prefix}/cert-bundle")).route(web::get().to(cert_bundle)));
+    }
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+/// The answer for unknown routes.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// Token response: `token` and `access_token` both (clients read one or the other); `scope` on POST.
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    token: &'a str,
+    access_token: &'a str,
+    expires_in: u64,
+    issued_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+async fn token_get(
+    request: HttpRequest,
+    realm: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let realm = find_realm(&state, &realm).await?;
+    let parsed = request::from_query(
+        request.query_string(),
+        request.headers().get(header::AUTHORIZATION),
+        client_addr(&request),
+    )?;
+    let issued = state
+        .tokens
+        .issue(&realm, parsed)
+        .await
+        .map_err(|e| ApiError::from_issue(e, &realm.name))?;
+    Ok(token_response(&issued, false))
+}
+
+async fn token_post(
+    request: HttpRequest,
+    realm: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let realm = find_realm(&state, &realm).await?;
+    let body = read_body(body, state.max_body_bytes).await?;
+    let parsed = request::from_form(
+        request.headers().get(header::CONTENT_TYPE),
+        &body,
+        client_addr(&request),
+    )?;
+    let issued = state
+        .tokens
+        .issue(&realm, parsed)
+        .await
+        .map_err(|e| ApiError::from_issue(e, &realm.name))?;
+    Ok(token_response(&issued, true))
+}
+
+fn token_response(issued: &Issued, with_scope: bool) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .json(TokenResponse {
+            token: &issued.token,
+            access_token: &issued.token,
+            expires_in: issued.expires_in,
+            issued_at: rfc3339(issued.issued_at),
+            scope: with_scope.then(|| service::join(&issued.granted)),
+        })
+}
+
+async fn jwks(
+    realm: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let realm = find_realm(&state, &realm).await?;
+    Ok(HttpResponse::Ok().json(realm.keys.jwks()))
+}
+
+async fn cert_bundle(
+    realm: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let realm = find_realm(&state, &realm).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(PEM_CONTENT_TYPE)
+        .body(realm.keys.cert_pem().to_owned()))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.store.ping().await {
+        Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+    } else {
+        Err(ApiError::Unavailable)
+    }
+}
+
+async fn find_realm(state: &AppState, raw: &str) -> Result<Arc<Realm>, ApiError> {
+    let name = RealmName::parse(raw).map_err(|_| ApiError::UnknownRealm)?;
+    state.realms.get(&name).await?.ok_or(ApiError::UnknownRealm)
+}
+
+/// Reads a body of at most `limit` bytes, whether sent with Content-Length or chunked.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::InvalidRequest("unreadable request body".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn client_addr(request: &HttpRequest) -> String {
+    request
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    time::OffsetDateTime::from(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

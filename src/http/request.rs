@@ -1,0 +1,304 @@
+//! Parses the two shapes of a token request — GET with query and HTTP Basic, and the OAuth2 POST
+//! form — into one [`TokenRequest`], enforcing the size limits. Protocol details: protocol.md §2-4.
+
+use actix_web::http::header::HeaderValue;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use secrecy::SecretString;
+
+use super::error::ApiError;
+use crate::authn::Credentials;
+use crate::scope;
+use crate::service::TokenRequest;
+
+/// Most parameters (query or form fields) in one request.
+pub const MAX_PARAMS: usize = 64;
+/// Longest value of one parameter; a `scope` value may hold several space-separated scopes.
+pub const MAX_PARAM_LEN: usize = 4096;
+/// Most distinct scopes in one request (a push with blob mounts asks for a handful).
+pub const MAX_SCOPES: usize = 32;
+/// The only POST body type the OAuth2 token endpoint takes.
+pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// The OAuth2 grant types (RFC 6749) a POST may name.
+const GRANT_PASSWORD: &str = "password";
+
+/// Decoded parameters, in order, repeats kept.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(encoded: &[u8]) -> Result<Params, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(encoded)
+            .map_err(|_| ApiError::InvalidRequest("malformed URL-encoded parameters".into()))?;
+        if pairs.len() > MAX_PARAMS {
+            return Err(ApiError::InvalidRequest(format!(
+                "more than {MAX_PARAMS} parameters"
+            )));
+        }
+        if let Some((name, _)) = pairs.iter().find(|(_, v)| v.len() > MAX_PARAM_LEN) {
+            let name: String = name.chars().take(32).collect();
+            return Err(ApiError::InvalidRequest(format!(
+                "parameter {name:?} is longer than {MAX_PARAM_LEN} bytes"
+            )));
+        }
+        Ok(Params(pairs))
+    }
+
+    /// A parameter that may appear at most once.
+    fn single(&self, name: &'static str) -> Result<Option<&str>, ApiError> {
+        let mut values = self.all(name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::InvalidRequest(format!(
+                "parameter {name:?} is repeated"
+            )));
+        }
+        Ok(first)
+    }
+
+    fn required(&self, name: &'static str) -> Result<&str, ApiError> {
+        self.single(name)?
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::InvalidRequest(format!("missing parameter {name:?}")))
+    }
+
+    fn all<'a>(&'a self, name: &'static str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn scopes(&self) -> Result<Vec<scope::Scope>, ApiError> {
+        let scopes = scope::parse_all(self.all("scope"))?;
+        if scopes.len() > MAX_SCOPES {
+            return Err(ApiError::InvalidRequest(format!(
+                "more than {MAX_SCOPES} scopes"
+            )));
+        }
+        Ok(scopes)
+    }
+}
+
+/// GET: `service`, `scope` (repeated and/or space-separated), `account`, `client_id`, `offline_token`,
+/// credentials from HTTP Basic (none: anonymous).
+pub fn from_query(
+    query: &str,
+    authorization: Option<&HeaderValue>,
+    client_addr: String,
+) -> Result<TokenRequest, ApiError> {
+    let params = Params::parse(query.as_bytes())?;
+    let service = params.required("service")?.to_owned();
+    let scopes = params.scopes()?;
+    let client_id = params.single("client_id")?.map(str::to_owned);
+    let account = params.single("account")?;
+    params.single("offline_token")?;
+    let credentials = match authorization {
+        None => Credentials::Anonymous,
+        Some(value) => basic_credentials(value)?,
+    };
+    if let (Some(account), Credentials::Password { username, .. }) = (account, &credentials) {
+        if account != username {
+            return Err(ApiError::InvalidRequest(
+                "parameter \"account\" does not match the Basic user".into(),
+            ));
+        }
+    }
+    Ok(TokenRequest {
+        service,
+        scopes,
+        credentials,
+        client_id,
+        client_addr,
+    })
+}
+
+/// POST: an OAuth2 form with `grant_type=password`, `username`, `password`, `client_id`, `service`,
+/// `scope` (one space-separated field or repeated). Other grant types are refused with 400
+/// `unsupported_grant_type`, never 403/405, which containerd treats as fatal.
+pub fn from_form(
+    content_type: Option<&HeaderValue>,
+    body: &[u8],
+    client_addr: String,
+) -> Result<TokenRequest, ApiError> {
+    if let Some(content_type) = content_type {
+        let essence = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default();
+        if !essence.trim().eq_ignore_ascii_case(FORM_CONTENT_TYPE) {
+            return Err(ApiError::InvalidRequest(format!(
+                "Content-Type must be {FORM_CONTENT_TYPE}"
+            )));
+        }
+    }
+    let params = Params::parse(body)?;
+    let grant_type = params.required("grant_type")?;
+    if grant_type != GRANT_PASSWORD {
+        return Err(ApiError::UnsupportedGrantType(
+            grant_type.chars().take(64).collect(),
+        ));
+    }
+    let client_id = params.required("client_id")?.to_owned();
+    let service = params.required("service")?.to_owned();
+    let scopes = params.scopes()?;
+    params.single("access_type")?;
+    let username = params.required("username")?.to_owned();
+    let password = params
+        .single("password")?
+        .ok_or_else(|| ApiError::InvalidRequest("missing parameter \"password\"".into()))?;
+    Ok(TokenRequest {
+        service,
+        scopes,
+        credentials: Credentials::Password {
+            username,
+            password: SecretString::from(password),
+        },
+        client_id: Some(client_id),
+        client_addr,
+    })
+}
+
+/// `Basic base64(user:password)`; the password may contain colons, the user name may not.
+fn basic_credentials(value: &HeaderValue) -> Result<Credentials, ApiError> {
+    let malformed =
+        |what: &str| ApiError::InvalidRequest(format!("malformed Authorization header: {what}"));
+    let value = value.to_str().map_err(|_| malformed("not ASCII"))?;
+    let (scheme, encoded) = value
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| malformed("expected Basic credentials"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(malformed("only the Basic scheme is accepted"));
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| malformed("credentials are not base64"))?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed("credentials are not UTF-8"))?;
+    let (username, password) = decoded
+        .split_once(':')
+        .ok_or_else(|| malformed("credentials lack the ':' between user and password"))?;
+    Ok(Credentials::Password {
+        username: username.to_owned(),
+        password: SecretString::from(password),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user_pass: &str) -> HeaderValue {
+        HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(user_pass))).unwrap()
+    }
+
+    fn error(result: Result<TokenRequest, ApiError>) -> String {
+        result.err().expect("an error").to_string()
+    }
+
+    #[test]
+    fn get_with_basic_and_repeated_scopes() {
+        let header = basic("alice:pa:ss");
+        let request = from_query(
+            "account=alice&client_id=docker&offline_token=true&service=registry&scope=repository%3Aa%2Fb%3Apull+repository%3Ac%3Apush&scope=repository:a/b:push",
+            Some(&header),
+            "127.0.0.1".into(),
+        )
+        .unwrap();
+        assert_eq!(request.service, "registry");
+        assert_eq!(
+            crate::service::join(&request.scopes),
+            "repository:a/b:pull,push repository:c:push"
+        );
+        match request.credentials {
+            Credentials::Password { username, password } => {
+                use secrecy::ExposeSecret;
+                assert_eq!(username, "alice");
+                assert_eq!(password.expose_secret(), "pa:ss");
+            }
+            Credentials::Anonymous => panic!("expected a password"),
+        }
+    }
+
+    #[test]
+    fn get_errors() {
+        assert!(
+            error(from_query("scope=repository:a:pull", None, String::new())).contains("service")
+        );
+        assert!(error(from_query("service=r&service=s", None, String::new())).contains("repeated"));
+        assert!(
+            error(from_query("service=r&scope=nonsense", None, String::new()))
+                .contains("malformed scope")
+        );
+        let header = basic("alice:pw");
+        assert!(error(from_query(
+            "service=r&account=bob",
+            Some(&header),
+            String::new()
+        ))
+        .contains("account"));
+        let long = format!("service=r&scope={}", "a".repeat(MAX_PARAM_LEN + 1));
+        assert!(error(from_query(&long, None, String::new())).contains("longer than"));
+        let many: Vec<String> = (0..MAX_SCOPES + 1)
+            .map(|i| format!("scope=repository:r{i}:pull"))
+            .collect();
+        assert!(error(from_query(
+            &format!("service=r&{}", many.join("&")),
+            None,
+            String::new()
+        ))
+        .contains("scopes"));
+        for bad in [
+            "Basic",
+            "Bearer abc",
+            "Basic !!!",
+            "Basic bm9jb2xvbg==",
+            "Basic /w==",
+        ] {
+            let header = HeaderValue::from_str(bad).unwrap();
+            let message = error(from_query("service=r", Some(&header), String::new()));
+            assert!(
+                message.contains("malformed Authorization header"),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn post_password_grant() {
+        let form = "client_id=containerd-client&grant_type=password&username=alice&password=p%26w&scope=repository%3Aa%3Apull&service=registry";
+        let request = from_form(None, form.as_bytes(), String::new()).unwrap();
+        assert_eq!(request.client_id.as_deref(), Some("containerd-client"));
+        assert_eq!(crate::service::join(&request.scopes), "repository:a:pull");
+        assert!(matches!(request.credentials, Credentials::Password { .. }));
+    }
+
+    #[test]
+    fn post_errors() {
+        let ct = HeaderValue::from_static("application/json");
+        assert!(
+            error(from_form(Some(&ct), b"grant_type=password", String::new()))
+                .contains("Content-Type")
+        );
+        let unsupported = from_form(
+            None,
+            b"grant_type=refresh_token&client_id=x&service=r",
+            String::new(),
+        );
+        assert!(matches!(
+            unsupported,
+            Err(ApiError::UnsupportedGrantType(_))
+        ));
+        assert!(matches!(
+            from_form(None, b"grant_type=client_credentials", String::new()),
+            Err(ApiError::UnsupportedGrantType(_))
+        ));
+        assert!(error(from_form(None, b"", String::new())).contains("grant_type"));
+        let no_client = b"grant_type=password&username=a&password=b&service=r";
+        assert!(error(from_form(None, no_client, String::new())).contains("client_id"));
+        let no_password = b"grant_type=password&username=a&client_id=c&service=r";
+        assert!(error(from_form(None, no_password, String::new())).contains("password"));
+    }
+}

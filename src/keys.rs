@@ -1,0 +1,381 @@
+//! Realm signing keys: generated on first use into `<keys.dir>/<realm>/` (PKCS#8 PEM, mode 0600, plus a
+//! long-lived self-signed certificate for the registry's `rootcertbundle`), loaded and parsed once, and
+//! described three ways: libtrust key id, PEM bundle and JWKS. Signing itself lives in `token`.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::digest::{digest, SHA256};
+use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
+    EllipticCurveKeyType, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
+};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+use crate::domain::RealmName;
+
+/// Validity of generated certificates. The registry checks it on the `x5c` path (not on the `kid`
+/// path), so it is long; rotate keys deliberately rather than let a certificate lapse.
+pub const CERT_VALIDITY_DAYS: i64 = 3650;
+/// Name of the private key file in a realm's key directory.
+pub const KEY_FILE: &str = "key.pem";
+/// Name of the certificate file in a realm's key directory.
+pub const CERT_FILE: &str = "cert.pem";
+/// Bytes of the SPKI digest that make up a libtrust key id.
+const LIBTRUST_KID_BYTES: usize = 30;
+
+/// A key problem, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is readable by group or others (mode {mode:o}); run: chmod 600 {path}")]
+    TooOpen { path: PathBuf, mode: u32 },
+    #[error("{path}: not a P-256 PKCS#8 private key: {reason}")]
+    BadKey { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    BadCertificate { path: PathBuf, reason: String },
+}
+
+/// A realm's signing key, parsed once, with everything derived from it.
+pub struct RealmKeys {
+    signer: EcdsaKeyPair,
+    kid: String,
+    cert_der: Vec<u8>,
+    cert_pem: String,
+    jwk: Jwk,
+    dir: PathBuf,
+}
+
+impl RealmKeys {
+    /// Loads the realm's key and certificate, generating whichever is missing.
+    pub fn load_or_create(keys_dir: &Path, realm: &RealmName) -> Result<RealmKeys, KeyError> {
+        let dir = keys_dir.join(realm.as_str());
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| KeyError::Io { path, source }
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(&dir))?;
+        let key_path = dir.join(KEY_FILE);
+        let cert_path = dir.join(CERT_FILE);
+        if !key_path.exists() {
+            generate_key(&key_path)?;
+        }
+        let mode = fs::metadata(&key_path)
+            .map_err(io(&key_path))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyError::TooOpen {
+                path: key_path,
+                mode: mode & 0o777,
+            });
+        }
+        let key_pem = fs::read_to_string(&key_path).map_err(io(&key_path))?;
+        let bad_key = |reason: String| KeyError::BadKey {
+            path: key_path.clone(),
+            reason,
+        };
+        let secret =
+            p256::SecretKey::from_pkcs8_pem(&key_pem).map_err(|e| bad_key(e.to_string()))?;
+        let pkcs8 = secret.to_pkcs8_der().map_err(|e| bad_key(e.to_string()))?;
+        let signer = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_bytes())
+            .map_err(|e| bad_key(e.to_string()))?;
+        let public = secret.public_key();
+        if !cert_path.exists() {
+            write_certificate(&cert_path, pkcs8.as_bytes(), realm)?;
+        }
+        let cert_pem = fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
+        let bad_cert = |reason: &str| KeyError::BadCertificate {
+            path: cert_path.clone(),
+            reason: reason.to_owned(),
+        };
+        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|_| bad_cert("not a PEM certificate"))?
+            .to_vec();
+        let point = p256::EncodedPoint::from(public);
+        let contains_key = cert_der.windows(point.len()).any(|w| w == point.as_bytes());
+        if !contains_key {
+            return Err(bad_cert(
+                "certificate does not hold this realm's public key; delete it to regenerate",
+            ));
+        }
+        let spki = public
+            .to_public_key_der()
+            .map_err(|e| bad_key(e.to_string()))?;
+        let kid = libtrust_key_id(spki.as_bytes());
+        let jwk = jwk(&point, &kid, &cert_der);
+        Ok(RealmKeys {
+            signer,
+            kid,
+            cert_der,
+            cert_pem,
+            jwk,
+            dir,
+        })
+    }
+
+    /// The parsed signing key (aws-lc-rs, raw `r||s` signatures as the registry requires).
+    pub fn signer(&self) -> &EcdsaKeyPair {
+        &self.signer
+    }
+
+    /// The libtrust key id, as registry 2.x matches it against `rootcertbundle`.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The certificate, DER, for the `x5c` header.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The certificate, PEM, for the registry's `rootcertbundle`.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The public key as a JWK whose `kid` equals the token `kid`.
+    pub fn jwk(&self) -> &Jwk {
+        &self.jwk
+    }
+
+    /// The directory holding this realm's key and certificate.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The JWKS document of this realm (one key today; several during a rotation).
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: vec![self.jwk.clone()],
+        }
+    }
+
+    /// `x5c` header value: standard base64 with padding.
+    pub fn x5c(&self) -> String {
+        STANDARD.encode(&self.cert_der)
+    }
+}
+
+/// libtrust key id: SHA-256 of the DER SubjectPublicKeyInfo, first 30 bytes, base32 without padding,
+/// twelve groups of four joined by `:`.
+pub fn libtrust_key_id(spki_der: &[u8]) -> String {
+    let hash = digest(&SHA256, spki_der);
+    let b32 = data_encoding::BASE32_NOPAD.encode(&hash.as_ref()[..LIBTRUST_KID_BYTES]);
+    b32.as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).expect("base32 is ASCII"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn generate_key(path: &Path) -> Result<(), KeyError> {
+    let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+    let pem = secret
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| KeyError::BadKey {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    write_new(path, pem.as_bytes(), 0o600)
+}
+
+fn write_certificate(path: &Path, pkcs8_der: &[u8], realm: &RealmName) -> Result<(), KeyError> {
+    let bad = |e: rcgen::Error| KeyError::BadCertificate {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let key = rcgen::KeyPair::try_from(pkcs8_der).map_err(bad)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(bad)?;
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("portcullis realm {realm}"),
+    );
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(CERT_VALIDITY_DAYS);
+    let cert = params.self_signed(&key).map_err(bad)?;
+    write_new(path, cert.pem().as_bytes(), 0o644)
+}
+
+/// Writes a file that must not exist yet, with `mode` from the start (no window with wider rights).
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+fn jwk(point: &p256::EncodedPoint, kid: &str, cert_der: &[u8]) -> Jwk {
+    let coordinate =
+        |c: Option<&p256::FieldBytes>| URL_SAFE_NO_PAD.encode(c.expect("uncompressed point"));
+    Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::ES256),
+            key_id: Some(kid.to_owned()),
+            x509_chain: Some(vec![STANDARD.encode(cert_der)]),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+            key_type: EllipticCurveKeyType::EC,
+            curve: EllipticCurve::P256,
+            x: coordinate(point.x()),
+            y: coordinate(point.y()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn realm() -> RealmName {
+        RealmName::parse("default").unwrap()
+    }
+
+    #[test]
+    fn generates_once_with_private_mode_then_reloads_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RealmKeys::load_or_create(dir.path(), &realm()).unwrap();
+        let key_path = dir.path().join("default").join(KEY_FILE);
+        let mode = fs::metadata(&key_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let second = RealmKeys::load_or_create(dir.path(), &realm()).unwrap();
+        assert_eq!(first.kid(), second.kid());
+        assert_eq!(first.cert_pem(), second.cert_pem());
+        assert_eq!(first.kid().len(), 59);
+        assert_eq!(first.kid().split(':').count(), 12);
+    }
+
+    #[test]
+    fn refuses_a_key_readable_by_others() {
+        let dir = tempfile::tempdir().unwrap();
+        RealmKeys::load_or_create(dir.path(), &realm()).unwrap();
+        let key_path = dir.path().join("default").join(KEY_FILE);
+        fs::set_permissions(&key_path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = RealmKeys::load_or_create(dir.path(), &realm())
+            .err()
+            .unwrap();
+        assert!(matches!(err, KeyError::TooOpen { .. }), "{err}");
+        assert!(err.to_string().contains("chmod 600"));
+    }
+
+    #[test]
+    fn refuses_a_certificate_of_another_key() {
+        let dir = tempfile::tempdir().unwrap();
+        RealmKeys::load_or_create(dir.path(), &realm()).unwrap();
+        let other = RealmName::parse("other").unwrap();
+        RealmKeys::load_or_create(dir.path(), &other).unwrap();
+        fs::copy(
+            dir.path().join("other").join(CERT_FILE),
+            dir.path().join("default").join(CERT_FILE),
+        )
+        .unwrap();
+        let err = RealmKeys::load_or_create(dir.path(), &realm())
+            .err()
+            .unwrap();
+        assert!(matches!(err, KeyError::BadCertificate { .. }), "{err}");
+    }
+
+    #[test]
+    fn garbage_key_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let realm_dir = dir.path().join("default");
+        fs::create_dir_all(&realm_dir).unwrap();
+        write_new(&realm_dir.join(KEY_FILE), b"not a key", 0o600).unwrap();
+        let err = RealmKeys::load_or_create(dir.path(), &realm())
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("not a P-256 PKCS#8 private key"),
+            "{err}"
+        );
+    }
+
+    /// The kid must equal what libtrust computes; recompute the SPKI digest with openssl.
+    #[test]
+    fn libtrust_kid_matches_openssl() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = RealmKeys::load_or_create(dir.path(), &realm()).unwrap();
+        let key_path = dir.path().join("default").join(KEY_FILE);
+        let spki = Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .arg(&key_path)
+            .output()
+            .expect("openssl runs");
+        assert!(spki.status.success());
+        assert_eq!(keys.kid(), libtrust_key_id(&spki.stdout));
+        let dgst = Command::new("openssl")
+            .args(["dgst", "-sha256", "-binary"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child.stdin.take().unwrap().write_all(&spki.stdout)?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        let expected = data_encoding::BASE32_NOPAD.encode(&dgst.stdout[..30]);
+        assert_eq!(keys.kid().replace(':', ""), expected);
+
+        let cert = Command::new("openssl")
+            .args(["x509", "-noout", "-pubkey", "-in"])
+            .arg(dir.path().join("default").join(CERT_FILE))
+            .output()
+            .unwrap();
+        let key_pub = Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key_path)
+            .output()
+            .unwrap();
+        assert!(cert.status.success());
+        assert_eq!(
+            cert.stdout, key_pub.stdout,
+            "certificate holds the realm key"
+        );
+    }
+
+    #[test]
+    fn jwk_kid_equals_token_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = RealmKeys::load_or_create(dir.path(), &realm()).unwrap();
+        let jwks = serde_json::to_value(keys.jwks()).unwrap();
+        let key = &jwks["keys"][0];
+        assert_eq!(key["kid"], keys.kid());
+        assert_eq!(key["kty"], "EC");
+        assert_eq!(key["crv"], "P-256");
+        assert_eq!(key["alg"], "ES256");
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(key["x"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+}

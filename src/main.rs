@@ -1,0 +1,43 @@
+//! Entry point: parse the command line, load settings, set up logging, run the command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use portcullis::cli::{self, Cli, Command};
+use portcullis::config::{LogFormat, Settings};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("portcullis: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let level = match cli.command {
+        Command::Serve => settings.log.level.as_str(),
+        _ => "warn",
+    };
+    init_logging(settings.log.format, level);
+    let result = actix_web::rt::System::new().block_on(cli::run(&settings, cli.command));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

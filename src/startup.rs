@@ -1,0 +1,141 @@
+//! Builds the running server from settings. `main` and the tests both go through
+//! [`Application::build`], so tests exercise the real wiring on a real socket (port 0 in tests).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tracing_actix_web::TracingLogger;
+
+use crate::authn::Authenticator;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::password::{Hasher, PasswordError, Verifier};
+use crate::realm::{self, Realm, RealmError, Realms};
+use crate::service::TokenService;
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Realm(#[from] RealmError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("server.listen {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    realms: Vec<Arc<Realm>>,
+}
+
+impl Application {
+    /// Opens the store (migrating it), loads every realm's keys, binds the socket.
+    pub async fn build(settings: &Settings) -> Result<Application, StartError> {
+        let store = Store::connect(&settings.database).await?;
+        realm::bootstrap(&store).await?;
+        let realms = Realms::new(
+            store.clone(),
+            settings.keys.dir.clone(),
+            settings.public_url(),
+        );
+        let loaded = realms.load_all().await?;
+        let hasher = Hasher::new(&settings.passwords)?;
+        let verifier = Verifier::new(&hasher, settings.password_check_slots())?;
+        let state = web::Data::new(AppState {
+            realms,
+            tokens: TokenService::new(Authenticator::new(store.clone(), verifier)),
+            store,
+            max_body_bytes: settings.server.max_body_bytes,
+        });
+
+        let addr = settings.server.listen.clone();
+        let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?
+            .port();
+        let tls = tls_config(settings)?;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .configure(http::routes)
+                .default_service(web::to(http::not_found))
+        });
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
+        .map_err(|source| StartError::Bind {
+            addr: settings.server.listen.clone(),
+            source,
+        })?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            realms: loaded,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The realms loaded at start.
+    pub fn realms(&self) -> &[Arc<Realm>] {
+        &self.realms
+    }
+
+    /// Serves until the process is told to stop (SIGINT/SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn tls_config(settings: &Settings) -> Result<Option<rustls::ServerConfig>, StartError> {
+    let (Some(cert_file), Some(key_file)) = (&settings.tls.cert_file, &settings.tls.key_file)
+    else {
+        return Ok(None);
+    };
+    let open = |path: &std::path::Path| {
+        File::open(path)
+            .map(BufReader::new)
+            .map_err(|e| StartError::Tls(format!("{}: {e}", path.display())))
+    };
+    let certs = CertificateDer::pem_reader_iter(open(cert_file)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Tls(format!("{}: {e}", cert_file.display())))?;
+    let key = PrivateKeyDer::from_pem_reader(open(key_file)?)
+        .map_err(|e| StartError::Tls(format!("{}: {e}", key_file.display())))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map(Some)
+        .map_err(|e| StartError::Tls(e.to_string()))
+}

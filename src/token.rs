@@ -1,0 +1,183 @@
+//! The JWT the registry verifies offline: header (`kid` in libtrust form and `x5c`), claims as
+//! distribution's `ClaimSet`, and ES256 signing with a key parsed once. Nothing here decides access.
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, Header};
+use serde::Serialize;
+
+use crate::keys::RealmKeys;
+use crate::scope::Scope;
+
+/// Shortest token life: clients that see no `expires_in` assume 60 s, and the registry allows 60 s of
+/// clock leeway, so anything shorter is pointless.
+pub const MIN_TOKEN_TTL_SECS: u64 = 60;
+/// Default token life (Docker Hub's).
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 300;
+/// Random bytes in a `jti`.
+const JTI_BYTES: usize = 16;
+
+/// One entry of the `access` claim (distribution's `ResourceActions`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ResourceActions {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub actions: Vec<String>,
+}
+
+impl From<&Scope> for ResourceActions {
+    fn from(scope: &Scope) -> Self {
+        ResourceActions {
+            kind: scope.kind().to_owned(),
+            name: scope.name().to_owned(),
+            actions: scope.actions().iter().cloned().collect(),
+        }
+    }
+}
+
+/// The claim set (distribution's `ClaimSet`): `aud` is a plain string, times are integer seconds.
+#[derive(Debug, Serialize)]
+pub struct Claims<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    pub aud: &'a str,
+    pub exp: u64,
+    pub nbf: u64,
+    pub iat: u64,
+    pub jti: String,
+    pub access: Vec<ResourceActions>,
+}
+
+/// Which key-identifying fields go into the header. Tokens carry both; the single-field variants
+/// exist so tests can prove each verification path of the registry on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyReference {
+    KidAndX5c,
+    KidOnly,
+    X5cOnly,
+}
+
+/// Signs claims with a realm key. The encoded header is computed once per key.
+pub struct Signer {
+    encoded_header: String,
+    rng: SystemRandom,
+}
+
+/// Signing failed inside the crypto library (it does not, for a valid key; kept as an error anyway).
+#[derive(Debug, thiserror::Error)]
+#[error("signing failed")]
+pub struct SignError;
+
+impl Signer {
+    /// A signer for `keys` with both `kid` and `x5c` in the header.
+    pub fn new(keys: &RealmKeys) -> Signer {
+        Signer::with_reference(keys, KeyReference::KidAndX5c)
+    }
+
+    /// A signer with the chosen key-identifying header fields.
+    pub fn with_reference(keys: &RealmKeys, reference: KeyReference) -> Signer {
+        let mut header = Header::new(Algorithm::ES256);
+        if reference != KeyReference::X5cOnly {
+            header.kid = Some(keys.kid().to_owned());
+        }
+        if reference != KeyReference::KidOnly {
+            header.x5c = Some(vec![keys.x5c()]);
+        }
+        let json = serde_json::to_vec(&header).expect("header serializes");
+        Signer {
+            encoded_header: URL_SAFE_NO_PAD.encode(json),
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// A fresh random token id.
+    pub fn jti(&self) -> Result<String, SignError> {
+        let mut bytes = [0u8; JTI_BYTES];
+        self.rng.fill(&mut bytes).map_err(|_| SignError)?;
+        Ok(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// `header.claims.signature`, the signature in raw `r||s` form.
+    pub fn sign(&self, keys: &RealmKeys, claims: &Claims<'_>) -> Result<String, SignError> {
+        let payload = serde_json::to_vec(claims).map_err(|_| SignError)?;
+        let mut jwt =
+            String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 100);
+        jwt.push_str(&self.encoded_header);
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut jwt);
+        let signature = keys
+            .signer()
+            .sign(&self.rng, jwt.as_bytes())
+            .map_err(|_| SignError)?;
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jwt);
+        Ok(jwt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RealmName;
+    use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
+
+    #[test]
+    fn token_verifies_with_the_published_jwk_and_has_the_registry_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys =
+            RealmKeys::load_or_create(dir.path(), &RealmName::parse("default").unwrap()).unwrap();
+        let signer = Signer::new(&keys);
+        let scope = Scope::parse("repository:alice/app:pull,push").unwrap();
+        let claims = Claims {
+            iss: "http://issuer",
+            sub: "alice",
+            aud: "registry",
+            exp: 2_000_000_300,
+            nbf: 2_000_000_000,
+            iat: 2_000_000_000,
+            jti: signer.jti().unwrap(),
+            access: vec![ResourceActions::from(&scope)],
+        };
+        let jwt = signer.sign(&keys, &claims).unwrap();
+
+        let header = decode_header(&jwt).unwrap();
+        assert_eq!(header.alg, Algorithm::ES256);
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        assert_eq!(header.kid.as_deref(), Some(keys.kid()));
+        assert_eq!(header.x5c, Some(vec![keys.x5c()]));
+
+        let key = DecodingKey::from_jwk(keys.jwk()).unwrap();
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_audience(&["registry"]);
+        validation.validate_exp = false;
+        let data = decode::<serde_json::Value>(&jwt, &key, &validation).unwrap();
+        let c = data.claims;
+        assert!(c["aud"].is_string(), "aud must be a plain string");
+        assert!(c["exp"].is_u64() && c["nbf"].is_u64() && c["iat"].is_u64());
+        assert_eq!(
+            c["access"],
+            serde_json::json!([{"type":"repository","name":"alice/app","actions":["pull","push"]}])
+        );
+        let signature = URL_SAFE_NO_PAD
+            .decode(jwt.rsplit('.').next().unwrap())
+            .unwrap();
+        assert_eq!(signature.len(), 64, "raw r||s, not DER");
+    }
+
+    #[test]
+    fn header_variants_and_unique_jti() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = RealmKeys::load_or_create(dir.path(), &RealmName::parse("r").unwrap()).unwrap();
+        let header_of = |reference| {
+            let signer = Signer::with_reference(&keys, reference);
+            let json = URL_SAFE_NO_PAD.decode(&signer.encoded_header).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&json).unwrap()
+        };
+        assert!(header_of(KeyReference::KidOnly).get("x5c").is_none());
+        assert!(header_of(KeyReference::X5cOnly).get("kid").is_none());
+        let signer = Signer::new(&keys);
+        assert_ne!(signer.jti().unwrap(), signer.jti().unwrap());
+    }
+}

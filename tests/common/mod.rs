@@ -1,0 +1,2 @@
+//! Shared helpers for the integration tests; include with `mod common;`.
+pub mod external;
