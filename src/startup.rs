@@ -48,6 +48,19 @@ pub struct Application {
 impl Application {
     /// Opens the store (migrating it), loads every realm's keys, binds the socket.
     pub async fn build(settings: &Settings) -> Result<Application, StartError> {
+        let addr = settings.server.listen.clone();
+        let bind_error = |source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&addr).map_err(bind_error)?;
+        let bound = listener.local_addr().map_err(bind_error)?;
+        // With port 0 the derived public URL must name the port actually bound.
+        let mut settings = settings.clone();
+        settings.server.listen = bound.to_string();
+        let settings = &settings;
+        let port = bound.port();
+
         let store = Store::connect(&settings.database).await?;
         realm::bootstrap(&store).await?;
         let realms = Realms::new(
@@ -65,15 +78,6 @@ impl Application {
             max_body_bytes: settings.server.max_body_bytes,
         });
 
-        let addr = settings.server.listen.clone();
-        let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?
-            .port();
         let tls = tls_config(settings)?;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -89,10 +93,7 @@ impl Application {
             Some(config) => server.listen_rustls_0_23(listener, config),
             None => server.listen(listener),
         }
-        .map_err(|source| StartError::Bind {
-            addr: settings.server.listen.clone(),
-            source,
-        })?
+        .map_err(bind_error)?
         .run();
         Ok(Application {
             port,

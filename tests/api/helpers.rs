@@ -1,0 +1,180 @@
+//! Spawns a real Portcullis on port 0 over a fresh database (SQLite in a temp dir, or a new database
+//! in the throwaway PostgreSQL named by `PORTCULLIS_TEST_POSTGRES_URL`) and talks HTTP to it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use portcullis::config::Settings;
+use portcullis::domain::{RealmName, Username};
+use portcullis::password::Hasher;
+use portcullis::startup::Application;
+use portcullis::store::{Role, Store};
+use secrecy::SecretString;
+use serde_json::Value;
+use sqlx::Connection;
+
+/// The environment variable `scripts/test.sh` sets to the throwaway PostgreSQL's URL.
+pub const POSTGRES_URL_ENV: &str = "PORTCULLIS_TEST_POSTGRES_URL";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub store: Store,
+    pub settings: Settings,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Cheap argon2 parameters: the tests check behaviour, not cost.
+fn test_settings(dir: &std::path::Path, database_url: String) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.listen = "127.0.0.1:0".into();
+    settings.server.workers = 2;
+    settings.database.url = database_url;
+    settings.database.max_connections = 4;
+    settings.keys.dir = dir.join("keys");
+    settings.passwords.argon2_memory_kib = 256;
+    settings.passwords.argon2_iterations = 1;
+    settings
+}
+
+async fn database_url(engine: Db, dir: &std::path::Path) -> String {
+    match engine {
+        Db::Sqlite => format!("sqlite://{}/portcullis.db", dir.display()),
+        Db::Postgres => {
+            let base = std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| {
+                panic!("{POSTGRES_URL_ENV} is not set: run scripts/test.sh, which starts a throwaway PostgreSQL")
+            });
+            let name = format!("portcullis_test_{}", random_suffix());
+            let mut conn = sqlx::PgConnection::connect(&base)
+                .await
+                .expect("connect to test PostgreSQL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
+            format!("{prefix}/{name}")
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+pub async fn spawn_app(engine: Db) -> TestApp {
+    spawn_app_with(engine, |_| {}).await
+}
+
+pub async fn spawn_app_with(engine: Db, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path(), database_url(engine, dir.path()).await);
+    adjust(&mut settings);
+    let app = Application::build(&settings).await.expect("server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let store = Store::connect(&settings.database).await.unwrap();
+    TestApp {
+        address,
+        store,
+        settings,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn token_url(&self, realm: &str) -> String {
+        format!(
+            "{}/auth/realms/{realm}/protocol/docker-v2/auth",
+            self.address
+        )
+    }
+
+    pub async fn add_user(&self, realm: &str, name: &str, password: &str, role: Role) {
+        let hash = Hasher::new(&self.settings.passwords)
+            .unwrap()
+            .hash(&SecretString::from(password))
+            .unwrap();
+        self.store
+            .create_user(
+                &realm_name(realm),
+                &Username::parse(name).unwrap(),
+                Some(&hash),
+                role,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// GET the default realm's token endpoint with a query and optional Basic credentials.
+    pub async fn get_token(&self, query: &str, basic: Option<(&str, &str)>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .get(format!("{}?{query}", self.token_url("default")));
+        if let Some((user, password)) = basic {
+            request = request.basic_auth(user, Some(password));
+        }
+        request.send().await.unwrap()
+    }
+
+    /// POST a form to the default realm's token endpoint.
+    pub async fn post_token(&self, form: &str) -> reqwest::Response {
+        self.client
+            .post(self.token_url("default"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+pub fn realm_name(name: &str) -> RealmName {
+    RealmName::parse(name).unwrap()
+}
+
+/// The claims of a JWT, unverified (verification is tested separately).
+pub fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("three parts");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// The header of a JWT.
+pub fn header(jwt: &str) -> Value {
+    let header = jwt.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+}
+
+/// Runs each named test case (an `async fn(TestApp)`) once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                use $crate::helpers::{spawn_app, Db};
+
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$case(spawn_app(Db::Sqlite).await).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$case(spawn_app(Db::Postgres).await).await;
+                }
+            }
+        )*
+    };
+}

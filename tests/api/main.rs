@@ -1,0 +1,9 @@
+//! Black-box API tests: a real server on port 0, real HTTP, each case on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod errors;
+mod keys;
+mod realms;
+mod token_get;
+mod token_post;
