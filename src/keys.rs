@@ -2,9 +2,9 @@
 //! long-lived self-signed certificate for the registry's `rootcertbundle`), loaded and parsed once, and
 //! described three ways: libtrust key id, PEM bundle and JWKS. Signing itself lives in `token`.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::digest::{digest, SHA256};
@@ -34,10 +34,10 @@ const LIBTRUST_KID_BYTES: usize = 30;
 /// A key problem, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path} is readable by group or others (mode {mode:o}); run: chmod 600 {path}")]
     TooOpen { path: PathBuf, mode: u32 },
@@ -63,7 +63,7 @@ impl RealmKeys {
         let dir = keys_dir.join(realm.as_str());
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| KeyError::Io { path, source }
+            move |error| KeyError::Io { path, error }
         };
         fs::DirBuilder::new()
             .recursive(true)
@@ -213,20 +213,28 @@ fn write_certificate(path: &Path, pkcs8_der: &[u8], realm: &RealmName) -> Result
     write_new(path, cert.pem().as_bytes(), 0o644)
 }
 
-/// Writes a file that must not exist yet, with `mode` from the start (no window with wider rights).
+/// Publishes a new file atomically, with `mode` from the start: the bytes go to a private temporary
+/// file that is then hard-linked into place. When another process (a second instance, an operator
+/// command) published the file first, theirs is kept and ours is dropped, so every process ends up
+/// loading the same key.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io {
+    let io = |error| KeyError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temporary = tempfile::Builder::new()
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
         .map_err(io)?;
+    let mut file = temporary.as_file();
     file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)
+    file.sync_all().map_err(io)?;
+    match fs::hard_link(temporary.path(), path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io(e)),
+    }
 }
 
 fn jwk(point: &p256::EncodedPoint, kid: &str, cert_der: &[u8]) -> Jwk {

@@ -22,8 +22,8 @@ pub const TOKEN_PATH: &str = "/auth/realms/{realm}/protocol/docker-v2/auth";
 pub enum RealmError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("realm {realm}: {source}")]
-    Keys { realm: RealmName, source: KeyError },
+    #[error("realm {realm}: {error}")]
+    Keys { realm: RealmName, error: KeyError },
 }
 
 /// Everything needed to answer a token request for one realm.
@@ -43,10 +43,10 @@ impl Realm {
         keys_dir: &std::path::Path,
         public_url: &str,
     ) -> Result<Realm, RealmError> {
-        let keys = RealmKeys::load_or_create(keys_dir, &record.name).map_err(|source| {
+        let keys = RealmKeys::load_or_create(keys_dir, &record.name).map_err(|error| {
             RealmError::Keys {
                 realm: record.name.clone(),
-                source,
+                error,
             }
         })?;
         let token_url = token_url(public_url, &record.name);

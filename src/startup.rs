@@ -29,11 +29,8 @@ pub enum StartError {
     Realm(#[from] RealmError),
     #[error(transparent)]
     Password(#[from] PasswordError),
-    #[error("server.listen {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("server.listen {addr}: {error}")]
+    Bind { addr: String, error: std::io::Error },
     #[error("tls: {0}")]
     Tls(String),
 }
@@ -49,9 +46,9 @@ impl Application {
     /// Opens the store (migrating it), loads every realm's keys, binds the socket.
     pub async fn build(settings: &Settings) -> Result<Application, StartError> {
         let addr = settings.server.listen.clone();
-        let bind_error = |source| StartError::Bind {
+        let bind_error = |error| StartError::Bind {
             addr: addr.clone(),
-            source,
+            error,
         };
         let listener = TcpListener::bind(&addr).map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;

@@ -26,11 +26,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0} not found")]
     NotFound(String),
-    #[error("cannot create the database directory {path}: {source}")]
-    Directory {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot create the database directory {path}: {error}")]
+    Directory { path: String, error: std::io::Error },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
 }
@@ -327,9 +324,9 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::Directory {
             path: dir.display().to_string(),
-            source,
+            error,
         })?;
     }
     Ok(if url.contains('?') {

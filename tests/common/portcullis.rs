@@ -1,0 +1,159 @@
+//! Runs the real `portcullis` binary: `serve` as a child process on a free loopback port, and the
+//! operator commands against the same database and key directory, configured through the environment.
+#![allow(dead_code)] // each test binary uses a different subset of these helpers
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::external::{describe, free_port, run_with_stdin};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `portcullis serve` with its own database and keys in a temp dir.
+pub struct Portcullis {
+    pub dir: TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+/// The registry's `auth.token` settings, as `portcullis registry-config` prints them.
+pub struct RegistryConfig {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    pub rootcertbundle: PathBuf,
+}
+
+impl Portcullis {
+    /// Starts the server and waits until it accepts connections.
+    pub fn start() -> Portcullis {
+        let dir = tempfile::Builder::new()
+            .prefix("portcullis-server-")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .envs(env(dir.path(), port))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+        let child = command.spawn().expect("run portcullis serve");
+        let mut server = Portcullis { dir, port, child };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("portcullis serve exited with {status}:\n{}", server.log());
+            }
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "portcullis did not start:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        server
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the server printed so far (stdout, then stderr).
+    pub fn log(&self) -> String {
+        let read = |name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!("{}{}", read("stdout.log"), read("stderr.log"))
+    }
+
+    /// Runs an operator command against this server's database and keys.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
+        cli_in(self.dir.path(), self.port, args, stdin)
+    }
+
+    /// Like [`Portcullis::cli`], but panics unless it succeeds.
+    pub fn cli_ok(&self, args: &[&str], stdin: &str) -> String {
+        let output = self.cli(args, stdin);
+        assert!(
+            output.status.success(),
+            "portcullis {args:?}: {}",
+            describe(&output)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Adds a user with a password (read from standard input, as an operator would).
+    pub fn add_user(&self, name: &str, password: &str, admin: bool) {
+        let mut args = vec!["user", "add", name, "--password-stdin"];
+        if admin {
+            args.push("--admin");
+        }
+        self.cli_ok(&args, &format!("{password}\n"));
+    }
+
+    /// Parses `portcullis registry-config`.
+    pub fn registry_config(&self) -> RegistryConfig {
+        let text = self.cli_ok(&["registry-config"], "");
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+                .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+                .to_owned()
+        };
+        RegistryConfig {
+            realm: field("realm"),
+            service: field("service"),
+            issuer: field("issuer"),
+            rootcertbundle: field("rootcertbundle").into(),
+        }
+    }
+}
+
+impl Drop for Portcullis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The environment that points a `portcullis` process at `dir` and `port`, with argon2 parameters
+/// kept small so debug builds stay quick.
+pub fn env(dir: &Path, port: u16) -> Vec<(String, String)> {
+    vec![
+        (
+            "PORTCULLIS__SERVER__LISTEN".into(),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            "PORTCULLIS__DATABASE__URL".into(),
+            format!("sqlite://{}/data/portcullis.db", dir.display()),
+        ),
+        (
+            "PORTCULLIS__KEYS__DIR".into(),
+            dir.join("keys").display().to_string(),
+        ),
+        (
+            "PORTCULLIS__PASSWORDS__ARGON2_MEMORY_KIB".into(),
+            "1024".into(),
+        ),
+        (
+            "PORTCULLIS__PASSWORDS__ARGON2_ITERATIONS".into(),
+            "1".into(),
+        ),
+    ]
+}
+
+/// Runs `portcullis <args>` configured for `dir` and `port`.
+pub fn cli_in(dir: &Path, port: u16, args: &[&str], stdin: &str) -> Output {
+    let env = env(dir, port);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_with_stdin(BIN, args, stdin, &env)
+}
