@@ -1,0 +1,346 @@
+//! The operator's view: the real binary, its commands and its refusals.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::external::{describe, free_port, run_with_stdin};
+use common::portcullis::{cli_in, Portcullis, BIN};
+use serde_json::Value;
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The README's run command: `portcullis serve` with no configuration at all.
+#[test]
+fn zero_config_serve_prints_the_registry_snippet_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("PORTCULLIS__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut snippet = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        snippet.push_str(&line);
+        snippet.push('\n');
+        if line.contains("rootcertbundle") {
+            break;
+        }
+    }
+    let token_url = format!("http://127.0.0.1:{port}/auth/realms/default/protocol/docker-v2/auth");
+    assert!(
+        snippet.contains(&format!("realm: {token_url}")),
+        "{snippet}"
+    );
+    assert!(snippet.contains("service: registry"), "{snippet}");
+    assert!(
+        snippet.contains(&format!("issuer: {token_url}")),
+        "{snippet}"
+    );
+    let bundle = dir.path().join("keys/default/cert.pem");
+    let bundle = bundle.canonicalize().unwrap();
+    assert!(
+        snippet.contains(&format!("rootcertbundle: {}", bundle.display())),
+        "{snippet}"
+    );
+    assert!(dir.path().join("data/portcullis.db").exists());
+    let key_mode = std::fs::metadata(dir.path().join("keys/default/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    let body = run_with_stdin(
+        "curl",
+        &[
+            "-sf",
+            "--retry",
+            "20",
+            "--retry-connrefused",
+            "--retry-delay",
+            "0",
+            &format!("{token_url}?service=registry"),
+        ],
+        "",
+        &[],
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(body.status.success(), "{}", describe(&body));
+    let body: Value = serde_json::from_slice(&body.stdout).unwrap();
+    assert_eq!(body["expires_in"], 300);
+}
+
+#[test]
+fn invalid_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &str); 4] = [
+        (
+            "[server]\nlisten = \"not an address\"\n",
+            "server.listen",
+            "",
+        ),
+        ("[server]\nlisen = \"127.0.0.1:1\"\n", "lisen", ""),
+        ("[passwords\n", "config.toml", ""),
+        ("", "log.level", "PORTCULLIS__LOG__LEVEL"),
+    ];
+    for (text, key, env) in cases {
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, text).unwrap();
+        let mut command = Command::new(BIN);
+        command.args(["--config", file.to_str().unwrap(), "serve"]);
+        if !env.is_empty() {
+            command.env(env, "not=a=level[");
+        }
+        let output = command.output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{key}: {}",
+            describe(&output)
+        );
+        assert!(
+            stderr(&output).contains(key),
+            "{key}: {}",
+            describe(&output)
+        );
+    }
+    let output = Command::new(BIN)
+        .args(["--config", "/nonexistent/portcullis.toml", "migrate"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&output).contains("/nonexistent/portcullis.toml"),
+        "{}",
+        describe(&output)
+    );
+    let output = Command::new(BIN)
+        .arg("serve")
+        .env("PORTCULLIS_CONFIG", "/nonexistent/from-env.toml")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&output).contains("from-env.toml"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn refuses_to_start_on_a_key_readable_by_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let migrated = cli_in(dir.path(), port, &["keys", "list"], "");
+    assert!(migrated.status.success(), "{}", describe(&migrated));
+    let key = dir.path().join("keys/default/key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .arg("serve")
+        .envs(common::portcullis::env(dir.path(), port));
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut exited = None;
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let Some(status) = exited else {
+        child.kill().unwrap();
+        panic!("the server started with a world-readable key");
+    };
+    assert!(!status.success());
+    let mut message = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut message).unwrap();
+    assert!(message.contains("chmod 600"), "{message}");
+}
+
+#[test]
+fn user_lifecycle() {
+    let server = Portcullis::start();
+    server.add_user("alice", "pw1", false);
+    let duplicate = server.cli(&["user", "add", "alice", "--password-stdin"], "x\n");
+    assert!(!duplicate.status.success());
+    assert!(
+        stderr(&duplicate).contains("already exists"),
+        "{}",
+        describe(&duplicate)
+    );
+    let bad_name = server.cli(&["user", "add", "Alice!", "--password-stdin"], "x\n");
+    assert!(!bad_name.status.success());
+    assert!(
+        stderr(&bad_name).contains("a-z, 0-9"),
+        "{}",
+        describe(&bad_name)
+    );
+    let empty = server.cli(&["user", "add", "carol", "--password-stdin"], "\n");
+    assert!(stderr(&empty).contains("empty"), "{}", describe(&empty));
+    let no_tty = server.cli(&["user", "add", "carol"], "");
+    assert!(
+        stderr(&no_tty).contains("--password-stdin"),
+        "{}",
+        describe(&no_tty)
+    );
+
+    let token = |user: &str, password: &str| {
+        let url = format!(
+            "{}/auth/realms/default/protocol/docker-v2/auth?service=registry",
+            server.url()
+        );
+        let out = run_with_stdin(
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-u",
+                &format!("{user}:{password}"),
+                &url,
+            ],
+            "",
+            &[],
+        );
+        stdout(&out)
+    };
+    assert_eq!(token("alice", "pw1"), "200");
+    server.cli_ok(&["user", "passwd", "alice", "--password-stdin"], "pw2\n");
+    assert_eq!(token("alice", "pw1"), "401");
+    assert_eq!(token("alice", "pw2"), "200");
+    server.cli_ok(&["user", "disable", "alice"], "");
+    assert_eq!(token("alice", "pw2"), "401");
+    let listed = server.cli_ok(&["user", "list"], "");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("alice") && l.contains("disabled")),
+        "{listed}"
+    );
+    server.cli_ok(&["user", "enable", "alice"], "");
+    assert_eq!(token("alice", "pw2"), "200");
+    server.cli_ok(&["user", "role", "alice", "admin"], "");
+    assert!(server.cli_ok(&["user", "list"], "").contains("admin"));
+    server.cli_ok(&["user", "delete", "alice"], "");
+    assert_eq!(token("alice", "pw2"), "401");
+    let missing = server.cli(&["user", "delete", "alice"], "");
+    assert!(
+        stderr(&missing).contains("not found"),
+        "{}",
+        describe(&missing)
+    );
+}
+
+#[test]
+fn realms_keys_and_registry_config() {
+    let server = Portcullis::start();
+    let added = server.cli_ok(
+        &[
+            "realm",
+            "add",
+            "team",
+            "--service",
+            "registry.team",
+            "--token-ttl-secs",
+            "120",
+        ],
+        "",
+    );
+    assert!(added.contains("service: registry.team"), "{added}");
+    let too_short = server.cli(
+        &[
+            "realm",
+            "add",
+            "fast",
+            "--service",
+            "s",
+            "--token-ttl-secs",
+            "59",
+        ],
+        "",
+    );
+    assert!(
+        stderr(&too_short).contains("at least 60"),
+        "{}",
+        describe(&too_short)
+    );
+    let listed = server.cli_ok(&["realm", "list"], "");
+    assert!(
+        listed.contains("default") && listed.contains("team") && listed.contains("120"),
+        "{listed}"
+    );
+
+    let keys = server.cli_ok(&["keys", "list"], "");
+    let team_kid = keys
+        .lines()
+        .find(|l| l.starts_with("team"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .to_owned();
+    let jwks: Value = serde_json::from_str(&server.cli_ok(
+        &["keys", "export", "--realm", "team", "--format", "jwks"],
+        "",
+    ))
+    .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], team_kid.as_str());
+    let pem = server.cli_ok(
+        &[
+            "keys",
+            "export",
+            "--realm",
+            "team",
+            "--format",
+            "pem-bundle",
+        ],
+        "",
+    );
+    assert_eq!(
+        pem,
+        std::fs::read_to_string(server.dir.path().join("keys/team/cert.pem")).unwrap()
+    );
+
+    let config = server.cli_ok(&["registry-config", "--realm", "team"], "");
+    assert!(
+        config.contains("/auth/realms/team/protocol/docker-v2/auth"),
+        "{config}"
+    );
+    let url = format!(
+        "{}/auth/realms/team/protocol/docker-v2/auth?service=registry.team",
+        server.url()
+    );
+    let out = run_with_stdin("curl", &["-sf", &url], "", &[]);
+    assert!(
+        out.status.success(),
+        "new realm is served without restart: {}",
+        describe(&out)
+    );
+
+    let unknown = server.cli(&["registry-config", "--realm", "nope"], "");
+    assert!(
+        stderr(&unknown).contains("does not exist"),
+        "{}",
+        describe(&unknown)
+    );
+    assert!(server.cli_ok(&["migrate"], "").contains("up to date"));
+}
