@@ -1,7 +1,7 @@
 //! The `portcullis` command line: `serve` and the operator's tools. The tools act on the same database
 //! and key directory the server uses, so an operator never edits SQL or key files by hand.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -169,13 +169,17 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     tracing::info!(port = app.port(), "listening on {}", settings.server.listen);
+    let mut out = std::io::stdout().lock();
     for realm in app.realms() {
-        println!(
+        // A closed stdout (a supervisor that does not read it) must not stop the server.
+        let _ = writeln!(
+            out,
             "# Registry configuration for realm {}:\n{}",
             realm.name,
             realm.registry_config()
         );
     }
+    drop(out);
     app.run_until_stopped().await?;
     Ok(())
 }

@@ -265,6 +265,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_states_the_defaults() {
+        Jail::expect_with(|_| {
+            let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("portcullis.example.toml");
+            assert_eq!(Settings::load(Some(&example)).unwrap(), Settings::default());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn file_then_environment() {
         Jail::expect_with(|jail| {
             jail.create_file(

@@ -344,3 +344,114 @@ fn realms_keys_and_registry_config() {
     );
     assert!(server.cli_ok(&["migrate"], "").contains("up to date"));
 }
+
+/// JSON logs carry one audit event per decision and never the password.
+#[test]
+fn json_logs_carry_audit_events_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let secret = "s3cret-Pa55word";
+    let added = cli_in(
+        dir.path(),
+        port,
+        &["user", "add", "alice", "--password-stdin"],
+        &format!("{secret}\n"),
+    );
+    assert!(added.status.success(), "{}", describe(&added));
+    let log = dir.path().join("server.log");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .envs(common::portcullis::env(dir.path(), port))
+        .env("PORTCULLIS__LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/auth/realms/default/protocol/docker-v2/auth?service=registry&scope=repository:alice/app:pull");
+    let retry = [
+        "-s",
+        "--retry",
+        "20",
+        "--retry-connrefused",
+        "--retry-delay",
+        "0",
+        "-o",
+        "/dev/null",
+    ];
+    for user in [format!("alice:{secret}"), format!("alice:{secret}x")] {
+        let mut args = retry.to_vec();
+        args.extend(["-u", &user, &url]);
+        run_with_stdin("curl", &args, "", &[]);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains(secret),
+        "a password reached the log:\n{text}"
+    );
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|e: &Value| e["target"] == "audit")
+        .collect();
+    assert_eq!(events.len(), 2, "{text}");
+    assert_eq!(events[0]["fields"]["outcome"], "granted");
+    assert_eq!(events[0]["fields"]["granted"], "repository:alice/app:pull");
+    assert_eq!(events[0]["fields"]["method"], "password");
+    assert_eq!(events[1]["fields"]["outcome"], "refused");
+    assert_eq!(events[1]["fields"]["reason"], "wrong password");
+    assert_eq!(events[1]["fields"]["client_addr"], "127.0.0.1");
+}
+
+/// With `tls.cert_file` and `tls.key_file` the server speaks HTTPS only.
+#[test]
+fn serves_tls_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .envs(common::portcullis::env(dir.path(), port))
+        .env("PORTCULLIS__TLS__CERT_FILE", &cert_file)
+        .env("PORTCULLIS__TLS__KEY_FILE", &key_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let https = format!("https://localhost:{port}/healthz");
+    let ok = run_with_stdin(
+        "curl",
+        &[
+            "-sf",
+            "--retry",
+            "20",
+            "--retry-connrefused",
+            "--retry-delay",
+            "0",
+            "--cacert",
+            cert_file.to_str().unwrap(),
+            &https,
+        ],
+        "",
+        &[],
+    );
+    let plain = run_with_stdin(
+        "curl",
+        &["-sf", &format!("http://localhost:{port}/healthz")],
+        "",
+        &[],
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ok.status.success(), "{}", describe(&ok));
+    assert!(!plain.status.success(), "plain HTTP must not be served");
+}
