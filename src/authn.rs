@@ -1,13 +1,19 @@
 //! Authentication: turns the credentials of a token request into a [`Principal`], or refuses them.
 //! Unknown user, disabled user, bad name and wrong password all cost one argon2 check and give the
-//! same answer; the precise reason goes to the audit log only.
+//! same answer; the precise reason goes to the audit log only. Refresh tokens are found by the
+//! SHA-256 of their secret, with no argon2 on that path.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
+use crate::config::TokenSettings;
 use crate::domain::Username;
 use crate::password::{PasswordError, Verifier, MAX_PASSWORD_LEN};
 use crate::realm::Realm;
-use crate::store::{Role, Store, StoreError};
+use crate::secret::{self, REFRESH_TOKEN_PREFIX};
+use crate::store::{unix_now, Role, Store, StoreError, TokenKind};
+
+/// Seconds in a day, for the day-denominated token settings.
+pub const SECS_PER_DAY: i64 = 86_400;
 
 /// What the caller presented.
 pub enum Credentials {
@@ -18,22 +24,54 @@ pub enum Credentials {
         username: String,
         password: SecretString,
     },
+    /// A refresh token: the refresh grant, or Basic with an empty user name (containerd's fallback)
+    /// or with the owner's name.
+    RefreshToken {
+        username: Option<String>,
+        token: SecretString,
+    },
 }
 
 impl Credentials {
+    /// Classifies a user name and secret (from Basic or the password grant): an empty user name or
+    /// a secret shaped like one of our refresh tokens is a refresh token; anything else a password.
+    pub fn from_user_and_secret(username: String, secret: SecretString) -> Credentials {
+        if username.is_empty() {
+            Credentials::RefreshToken {
+                username: None,
+                token: secret,
+            }
+        } else if secret.expose_secret().starts_with(REFRESH_TOKEN_PREFIX) {
+            Credentials::RefreshToken {
+                username: Some(username),
+                token: secret,
+            }
+        } else {
+            Credentials::Password {
+                username,
+                password: secret,
+            }
+        }
+    }
+
     /// The method these credentials claim.
     pub fn method(&self) -> Method {
         match self {
             Credentials::Anonymous => Method::Anonymous,
             Credentials::Password { .. } => Method::Password,
+            Credentials::RefreshToken { .. } => Method::RefreshToken,
         }
     }
 
     /// The user name the caller claims (not yet proven), `""` when none.
     pub fn claimed_user(&self) -> &str {
         match self {
-            Credentials::Anonymous => "",
-            Credentials::Password { username, .. } => username,
+            Credentials::Anonymous | Credentials::RefreshToken { username: None, .. } => "",
+            Credentials::Password { username, .. }
+            | Credentials::RefreshToken {
+                username: Some(username),
+                ..
+            } => username,
         }
     }
 }
@@ -43,6 +81,7 @@ impl Credentials {
 pub enum Method {
     Anonymous,
     Password,
+    RefreshToken,
 }
 
 impl Method {
@@ -51,6 +90,7 @@ impl Method {
         match self {
             Method::Anonymous => "anonymous",
             Method::Password => "password",
+            Method::RefreshToken => "refresh_token",
         }
     }
 }
@@ -68,6 +108,8 @@ pub struct User {
 pub struct Principal {
     pub user: Option<User>,
     pub method: Method,
+    /// The id of the token that authenticated the caller, for the audit log.
+    pub token_id: Option<String>,
 }
 
 impl Principal {
@@ -94,11 +136,16 @@ pub enum AuthnError {
 pub struct Authenticator {
     store: Store,
     verifier: Verifier,
+    refresh_idle_secs: i64,
 }
 
 impl Authenticator {
-    pub fn new(store: Store, verifier: Verifier) -> Authenticator {
-        Authenticator { store, verifier }
+    pub fn new(store: Store, verifier: Verifier, tokens: &TokenSettings) -> Authenticator {
+        Authenticator {
+            store,
+            verifier,
+            refresh_idle_secs: i64::from(tokens.refresh_idle_days) * SECS_PER_DAY,
+        }
     }
 
     /// The principal behind `credentials` in `realm`.
@@ -112,11 +159,61 @@ impl Authenticator {
             Credentials::Anonymous => Ok(Principal {
                 user: None,
                 method: Method::Anonymous,
+                token_id: None,
             }),
             Credentials::Password { username, password } => {
                 self.password(realm, &username, password).await
             }
+            Credentials::RefreshToken { username, token } => {
+                self.refresh_token(realm, username.as_deref(), &token).await
+            }
         }
+    }
+
+    async fn refresh_token(
+        &self,
+        realm: &Realm,
+        username: Option<&str>,
+        token: &SecretString,
+    ) -> Result<Principal, AuthnError> {
+        if !secret::looks_like(token.expose_secret(), REFRESH_TOKEN_PREFIX) {
+            return Err(AuthnError::Rejected("malformed refresh token"));
+        }
+        let found = self
+            .store
+            .find_token(&realm.name, TokenKind::Refresh, &secret::sha256_hex(token))
+            .await?;
+        let Some((token, user)) = found else {
+            return Err(AuthnError::Rejected("unknown refresh token"));
+        };
+        let now = unix_now();
+        let last_active = token.last_used_at.unwrap_or(token.created_at);
+        let refusal = if token.revoked_at.is_some() {
+            Some("refresh token revoked")
+        } else if token.expires_at.is_some_and(|at| at <= now) {
+            Some("refresh token expired")
+        } else if last_active + self.refresh_idle_secs <= now {
+            Some("refresh token idle too long")
+        } else if user.disabled {
+            Some("user disabled")
+        } else if username.is_some_and(|name| name != user.username.as_str()) {
+            Some("refresh token of another user")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            return Err(AuthnError::Rejected(reason));
+        }
+        self.store.touch_token(&token.id, now).await?;
+        Ok(Principal {
+            user: Some(User {
+                id: user.id,
+                username: user.username,
+                role: user.role,
+            }),
+            method: Method::RefreshToken,
+            token_id: Some(token.id),
+        })
     }
 
     async fn password(
@@ -125,7 +222,6 @@ impl Authenticator {
         username: &str,
         password: SecretString,
     ) -> Result<Principal, AuthnError> {
-        use secrecy::ExposeSecret;
         if password.expose_secret().len() > MAX_PASSWORD_LEN {
             return Err(AuthnError::Rejected("password too long"));
         }
@@ -148,6 +244,7 @@ impl Authenticator {
                 role: user.role,
             }),
             method: Method::Password,
+            token_id: None,
         })
     }
 }

@@ -67,6 +67,7 @@ mod tests {
                 role,
             }),
             method: Method::Password,
+            token_id: None,
         }
     }
 
@@ -122,6 +123,7 @@ mod tests {
         let anonymous = Principal {
             user: None,
             method: Method::Anonymous,
+            token_id: None,
         };
         assert!(granted(&anonymous, "repository:library/alpine:pull").is_empty());
     }

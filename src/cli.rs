@@ -13,8 +13,9 @@ use crate::domain::{RealmName, Username};
 use crate::keys::RealmKeys;
 use crate::password::{Hasher, MAX_PASSWORD_LEN};
 use crate::realm::{self, Realms, DEFAULT_REALM};
+use crate::secret::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::startup::Application;
-use crate::store::{RealmRecord, Role, Store};
+use crate::store::{unix_now, RealmRecord, Role, Store, UserKind};
 use crate::token::{DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
 
 /// A Docker Registry v2 token service.
@@ -40,6 +41,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// List and revoke refresh and access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Show and export realm signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -91,8 +95,11 @@ pub enum UserCommand {
         #[arg(long)]
         admin: bool,
         /// Read the password from the first line of standard input.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "robot")]
         password_stdin: bool,
+        /// A robot account: no password, authenticates only with its access tokens.
+        #[arg(long)]
+        robot: bool,
     },
     /// Change a user's password.
     Passwd {
@@ -123,6 +130,32 @@ pub enum UserCommand {
 pub enum RoleArg {
     User,
     Admin,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// Only this user's tokens.
+        #[arg(long)]
+        user: Option<Username>,
+    },
+    /// Revoke one token by id, or every token of a user.
+    Revoke {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// The token id, as `token list` shows it.
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// Revoke this user's tokens (needs --all).
+        #[arg(long, requires = "all")]
+        user: Option<Username>,
+        /// With --user: every token of that user.
+        #[arg(long, requires = "user")]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -157,6 +190,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::Realm(command) => realm_command(settings, command).await,
         Command::User(command) => user_command(settings, command).await,
+        Command::Token(command) => token_command(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
         Command::RegistryConfig(arg) => {
             let realm = load_realm(settings, &arg.realm).await?;
@@ -263,19 +297,31 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
             user,
             admin,
             password_stdin,
+            robot,
         } => {
-            let password = read_password(password_stdin)?;
-            let hash = hasher()?.hash(&password)?;
+            let hash = if robot {
+                None
+            } else {
+                Some(hasher()?.hash(&read_password(password_stdin)?)?)
+            };
             let role = if admin { Role::Admin } else { Role::User };
             store
-                .create_user(&user.realm.realm, &user.name, Some(&hash), role)
+                .create_user(&user.realm.realm, &user.name, hash.as_deref(), role)
                 .await?;
-            println!("user {} added to realm {}", user.name, user.realm.realm);
+            let what = if robot { "robot" } else { "user" };
+            println!("{what} {} added to realm {}", user.name, user.realm.realm);
         }
         UserCommand::Passwd {
             user,
             password_stdin,
         } => {
+            let record = store.find_user(&user.realm.realm, &user.name).await?;
+            if record.is_some_and(|r| r.kind == UserKind::Robot) {
+                bail!(
+                    "{} is a robot: it has no password, only access tokens",
+                    user.name
+                );
+            }
             let password = read_password(password_stdin)?;
             let hash = hasher()?.hash(&password)?;
             store
@@ -308,19 +354,88 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
             println!("role of {} set", user.name);
         }
         UserCommand::List(arg) => {
-            println!("{:<32} {:<6} {:<9} CREATED", "USER", "ROLE", "STATE");
+            println!(
+                "{:<32} {:<6} {:<7} {:<9} CREATED",
+                "USER", "ROLE", "KIND", "STATE"
+            );
             for u in store.list_users(&arg.realm).await? {
                 let role = if u.role == Role::Admin {
                     "admin"
                 } else {
                     "user"
                 };
+                let kind = if u.kind == UserKind::Robot {
+                    "robot"
+                } else {
+                    "person"
+                };
                 let state = if u.disabled { "disabled" } else { "enabled" };
-                println!("{:<32} {role:<6} {state:<9} {}", u.username, u.created_at);
+                println!(
+                    "{:<32} {role:<6} {kind:<7} {state:<9} {}",
+                    u.username,
+                    date(Some(u.created_at))
+                );
             }
         }
     }
     Ok(())
+}
+
+async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    match command {
+        TokenCommand::List { realm, user } => {
+            println!(
+                "{:<16} {:<8} {:<20} {:<20} {:<10} {:<20} {:<20} STATE",
+                "ID", "KIND", "USER", "NAME/CLIENT", "SCOPES", "CREATED", "LAST USED"
+            );
+            let now = unix_now();
+            for t in store.list_tokens(&realm.realm, user.as_ref()).await? {
+                let label = t.name.as_deref().or(t.client_id.as_deref()).unwrap_or("-");
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.expires_at.is_some_and(|at| at <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<16} {:<8} {:<20} {:<20} {:<10} {:<20} {:<20} {state}",
+                    t.id,
+                    t.kind.as_str(),
+                    t.username,
+                    label,
+                    t.scopes.as_deref().unwrap_or("-"),
+                    date(Some(t.created_at)),
+                    date(t.last_used_at),
+                );
+            }
+        }
+        TokenCommand::Revoke {
+            realm, id, user, ..
+        } => match (id, user) {
+            (Some(id), _) => {
+                store.revoke_token(&realm.realm, &id).await?;
+                println!("token {id} revoked");
+            }
+            (None, Some(user)) => {
+                let count = store.revoke_user_tokens(&realm.realm, &user, None).await?;
+                println!("{count} token(s) of {user} revoked");
+            }
+            (None, None) => bail!("name a token id, or --user U --all"),
+        },
+    }
+    Ok(())
+}
+
+/// A Unix time as an RFC 3339 date, `-` when absent.
+fn date(at: Option<i64>) -> String {
+    at.and_then(|at| time::OffsetDateTime::from_unix_timestamp(at).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
@@ -368,7 +483,11 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
         }
         first
     };
-    let len = password.expose_secret().len();
+    let text = password.expose_secret();
+    if text.starts_with(REFRESH_TOKEN_PREFIX) || text.starts_with(ACCESS_TOKEN_PREFIX) {
+        bail!("a password may not start with {REFRESH_TOKEN_PREFIX} or {ACCESS_TOKEN_PREFIX}: those mark tokens");
+    }
+    let len = text.len();
     if len == 0 {
         bail!("the password is empty");
     }

@@ -21,6 +21,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub keys: KeySettings,
     pub passwords: PasswordSettings,
+    pub tokens: TokenSettings,
     pub log: LogSettings,
     pub tls: TlsSettings,
 }
@@ -68,6 +69,25 @@ pub struct PasswordSettings {
     /// How many password checks may run at once (each holds `argon2_memory_kib` of memory); 0 means
     /// one per CPU.
     pub max_concurrent_checks: usize,
+}
+
+/// `[tokens]`: lifetimes of the refresh tokens handed to `docker login` and friends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// A refresh token unused for this many days stops working.
+    pub refresh_idle_days: u32,
+    /// A refresh token stops working this many days after it was issued, however often it is used.
+    pub refresh_lifetime_days: u32,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            refresh_idle_days: 30,
+            refresh_lifetime_days: 365,
+        }
+    }
 }
 
 /// `[log]`: `format = "human" | "json"`, `level` as an env-filter directive.
@@ -208,6 +228,13 @@ impl Settings {
             return invalid(
                 "passwords",
                 "argon2_memory_kib, argon2_iterations, argon2_parallelism are out of argon2's range",
+            );
+        }
+        let t = &self.tokens;
+        if t.refresh_idle_days == 0 || t.refresh_lifetime_days < t.refresh_idle_days {
+            return invalid(
+                "tokens",
+                "refresh_idle_days must be at least 1 and at most refresh_lifetime_days",
             );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod password;
 pub mod realm;
 pub mod scope;
+pub mod secret;
 pub mod service;
 pub mod startup;
 pub mod store;

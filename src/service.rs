@@ -3,11 +3,16 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::authn::{Authenticator, AuthnError, Credentials, Principal};
+use secrecy::SecretString;
+
+use crate::authn::{Authenticator, AuthnError, Credentials, Method, Principal, User, SECS_PER_DAY};
 use crate::authz;
+use crate::config::TokenSettings;
 use crate::domain::MAX_USERNAME_LEN;
 use crate::realm::Realm;
 use crate::scope::Scope;
+use crate::secret::{self, RandomError, REFRESH_TOKEN_PREFIX};
+use crate::store::{unix_now, NewToken, Store, StoreError, TokenKind};
 use crate::token::{Claims, ResourceActions, SignError};
 
 /// A parsed token request, whatever its HTTP shape.
@@ -16,6 +21,8 @@ pub struct TokenRequest {
     pub scopes: Vec<Scope>,
     pub credentials: Credentials,
     pub client_id: Option<String>,
+    /// The client asked for a refresh token (`offline_token=true`, `access_type=offline`).
+    pub offline: bool,
     /// The client's address, for the audit log.
     pub client_addr: String,
 }
@@ -26,6 +33,8 @@ pub struct Issued {
     pub expires_in: u64,
     pub issued_at: SystemTime,
     pub granted: Vec<Scope>,
+    /// A new refresh token, when one was asked for with a password.
+    pub refresh_token: Option<SecretString>,
 }
 
 /// Why no token was issued.
@@ -37,17 +46,27 @@ pub enum IssueError {
     Authn(#[from] AuthnError),
     #[error(transparent)]
     Sign(#[from] SignError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Random(#[from] RandomError),
 }
 
 /// Issues tokens.
 #[derive(Clone)]
 pub struct TokenService {
     authenticator: Authenticator,
+    store: Store,
+    refresh_lifetime_secs: i64,
 }
 
 impl TokenService {
-    pub fn new(authenticator: Authenticator) -> TokenService {
-        TokenService { authenticator }
+    pub fn new(authenticator: Authenticator, tokens: &TokenSettings, store: Store) -> TokenService {
+        TokenService {
+            authenticator,
+            store,
+            refresh_lifetime_secs: i64::from(tokens.refresh_lifetime_days) * SECS_PER_DAY,
+        }
     }
 
     /// Authenticates the request, grants requested ∩ allowed and signs the token.
@@ -57,6 +76,7 @@ impl TokenService {
             scopes,
             credentials,
             client_id,
+            offline,
             client_addr,
         } = request;
         let audit = Audit {
@@ -93,13 +113,43 @@ impl TokenService {
         };
         let granted = authz::authorize(&principal, &scopes);
         let (token, issued_at) = sign(realm, &service, &principal, &granted)?;
+        let refresh_token = match (&principal.user, principal.method) {
+            (Some(user), Method::Password) if offline => {
+                Some(self.mint_refresh_token(user, client_id.as_deref()).await?)
+            }
+            _ => None,
+        };
         audit.granted(&principal, &granted);
         Ok(Issued {
             token,
             expires_in: realm.token_ttl_secs,
             issued_at,
             granted,
+            refresh_token,
         })
+    }
+
+    /// A refresh token for `user`, recorded (as a digest) with the client that asked for it.
+    async fn mint_refresh_token(
+        &self,
+        user: &User,
+        client_id: Option<&str>,
+    ) -> Result<SecretString, IssueError> {
+        let minted = secret::mint(REFRESH_TOKEN_PREFIX)?;
+        self.store
+            .insert_token(&NewToken {
+                id: &minted.id,
+                kind: TokenKind::Refresh,
+                user_id: user.id,
+                secret_sha256: &minted.sha256,
+                name: None,
+                client_id,
+                scopes: None,
+                expires_at: Some(unix_now() + self.refresh_lifetime_secs),
+            })
+            .await?;
+        tracing::info!(target: "audit", event = "refresh_token_issued", user = %user.username, token_id = %minted.id);
+        Ok(minted.secret)
     }
 }
 
@@ -145,6 +195,7 @@ impl Audit<'_> {
             realm = %self.realm.name,
             service = self.service,
             method = principal.method.as_str(),
+            token_id = principal.token_id.as_deref().unwrap_or(""),
             subject = principal.subject(),
             requested = %join(self.requested),
             granted = %join(granted),

@@ -70,7 +70,11 @@ impl Application {
         let verifier = Verifier::new(&hasher, settings.password_check_slots())?;
         let state = web::Data::new(AppState {
             realms,
-            tokens: TokenService::new(Authenticator::new(store.clone(), verifier)),
+            tokens: TokenService::new(
+                Authenticator::new(store.clone(), verifier, &settings.tokens),
+                &settings.tokens,
+                store.clone(),
+            ),
             store,
             max_body_bytes: settings.server.max_body_bytes,
         });

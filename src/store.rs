@@ -13,6 +13,16 @@ use crate::config::DatabaseSettings;
 use crate::domain::{RealmName, Username};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+/// Whether a change to a user also revokes their refresh tokens (password change, disable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RevokeRefreshTokens {
+    Yes,
+    No,
+}
+
+/// Granularity of a token's recorded last use.
+const LAST_USED_RESOLUTION_SECS: i64 = 60;
+
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A database failure, or a request that contradicts what is stored.
@@ -26,7 +36,7 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0} not found")]
     NotFound(String),
-    #[error("cannot create the database directory {path}: {error}")]
+    #[error("cannot create or lock {path}: {error}")]
     Directory { path: String, error: std::io::Error },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
@@ -68,7 +78,71 @@ pub struct UserRecord {
     pub password_hash: Option<String>,
     pub role: Role,
     pub disabled: bool,
+    pub kind: UserKind,
     pub created_at: i64,
+}
+
+/// Whether an account belongs to a person (password login) or is a robot (access tokens only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserKind {
+    Person,
+    Robot,
+}
+
+impl UserKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            UserKind::Person => "person",
+            UserKind::Robot => "robot",
+        }
+    }
+}
+
+/// The two kinds of long-lived secret Portcullis mints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// What `docker login` stores as `identitytoken`; used through the refresh-token grant.
+    Refresh,
+    /// A personal or robot access token, used as a password.
+    Access,
+}
+
+impl TokenKind {
+    /// The name stored and shown in listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Refresh => "refresh",
+            TokenKind::Access => "access",
+        }
+    }
+}
+
+/// A token to store; only the digest of its secret.
+pub struct NewToken<'a> {
+    pub id: &'a str,
+    pub kind: TokenKind,
+    pub user_id: i64,
+    pub secret_sha256: &'a str,
+    pub name: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub scopes: Option<&'a str>,
+    pub expires_at: Option<i64>,
+}
+
+/// A stored token (never its secret) with its owner's name.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: String,
+    pub kind: TokenKind,
+    pub user_id: i64,
+    pub username: Username,
+    pub name: Option<String>,
+    pub client_id: Option<String>,
+    pub scopes: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
 }
 
 /// Seconds since the Unix epoch.
@@ -90,21 +164,36 @@ impl Store {
         sqlx::any::install_default_drivers();
         let url = &settings.url;
         let sqlite = url.starts_with("sqlite:");
-        let url = if sqlite {
-            prepare_sqlite_url(url)?
+        let (url, migration_lock) = if sqlite {
+            let path = sqlite_path(url);
+            (
+                prepare_sqlite_url(url, path)?,
+                Some(format!("{path}.migrate-lock")),
+            )
         } else {
-            url.clone()
+            (url.clone(), None)
         };
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .connect(&url)
             .await?;
-        let migrator = if sqlite {
-            &SQLITE_MIGRATIONS
+        if let Some(lock_path) = migration_lock {
+            // sqlx locks PostgreSQL migrations itself (an advisory lock) but not SQLite ones: two
+            // processes starting on a new file (the server and an operator command) would both try
+            // to create the tables. An exclusive file lock serialises them.
+            let lock =
+                std::fs::File::create(&lock_path).map_err(|error| StoreError::Directory {
+                    path: lock_path.clone(),
+                    error,
+                })?;
+            lock.lock().map_err(|error| StoreError::Directory {
+                path: lock_path,
+                error,
+            })?;
+            SQLITE_MIGRATIONS.run(&pool).await?;
         } else {
-            &POSTGRES_MIGRATIONS
-        };
-        migrator.run(&pool).await?;
+            POSTGRES_MIGRATIONS.run(&pool).await?;
+        }
         Ok(Store { pool })
     }
 
@@ -153,6 +242,7 @@ impl Store {
     }
 
     /// Adds a user; `Conflict` when the name is taken in that realm.
+    /// A robot has no password: `password_hash` must be `None` for robots and `Some` for persons.
     pub async fn create_user(
         &self,
         realm: &RealmName,
@@ -161,15 +251,20 @@ impl Store {
         role: Role,
     ) -> Result<(), StoreError> {
         self.require_realm(realm).await?;
+        let kind = match password_hash {
+            Some(_) => UserKind::Person,
+            None => UserKind::Robot,
+        };
         let now = unix_now();
         let result = sqlx::query(
-            "INSERT INTO users (realm, username, password_hash, role, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (realm, username) DO NOTHING",
+            "INSERT INTO users (realm, username, password_hash, role, kind, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (realm, username) DO NOTHING",
         )
         .bind(realm.as_str())
         .bind(username.as_str())
         .bind(password_hash.map(str::to_owned))
         .bind(role.as_str())
+        .bind(kind.as_str())
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -188,7 +283,7 @@ impl Store {
         username: &Username,
     ) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, realm, username, password_hash, role, disabled_at, created_at FROM users \
+            "SELECT id, realm, username, password_hash, role, disabled_at, kind, created_at FROM users \
              WHERE realm = $1 AND username = $2",
         )
         .bind(realm.as_str())
@@ -202,7 +297,7 @@ impl Store {
     pub async fn list_users(&self, realm: &RealmName) -> Result<Vec<UserRecord>, StoreError> {
         self.require_realm(realm).await?;
         let rows = sqlx::query(
-            "SELECT id, realm, username, password_hash, role, disabled_at, created_at FROM users \
+            "SELECT id, realm, username, password_hash, role, disabled_at, kind, created_at FROM users \
              WHERE realm = $1 ORDER BY username",
         )
         .bind(realm.as_str())
@@ -223,6 +318,7 @@ impl Store {
             realm,
             username,
             hash.to_owned(),
+            RevokeRefreshTokens::Yes,
         )
         .await
     }
@@ -239,6 +335,11 @@ impl Store {
             realm,
             username,
             disabled.then(unix_now),
+            if disabled {
+                RevokeRefreshTokens::Yes
+            } else {
+                RevokeRefreshTokens::No
+            },
         )
         .await
     }
@@ -255,6 +356,7 @@ impl Store {
             realm,
             username,
             role.as_str().to_owned(),
+            RevokeRefreshTokens::No,
         )
         .await
     }
@@ -278,30 +380,169 @@ impl Store {
         Ok(())
     }
 
-    /// Runs an `UPDATE users` whose parameters are realm, username, `value`, now.
+    /// Runs an `UPDATE users` whose parameters are realm, username, `value`, now; in the same
+    /// transaction, revokes the user's refresh tokens when asked to.
     async fn update_user<V>(
         &self,
         sql: &'static str,
         realm: &RealmName,
         username: &Username,
         value: V,
+        revoke: RevokeRefreshTokens,
     ) -> Result<(), StoreError>
     where
         V: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
     {
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query(sql)
             .bind(realm.as_str())
             .bind(username.as_str())
             .bind(value)
-            .bind(unix_now())
-            .execute(&self.pool)
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
                 "user {username} in realm {realm}"
             )));
         }
+        if revoke == RevokeRefreshTokens::Yes {
+            sqlx::query(
+                "UPDATE tokens SET revoked_at = $3 WHERE kind = 'refresh' AND revoked_at IS NULL \
+                 AND user_id IN (SELECT id FROM users WHERE realm = $1 AND username = $2)",
+            )
+            .bind(realm.as_str())
+            .bind(username.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores a minted token; `Conflict` when an access token of that name exists for the user.
+    pub async fn insert_token(&self, token: &NewToken<'_>) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO tokens (id, kind, user_id, secret_sha256, name, client_id, scopes, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        )
+        .bind(token.id)
+        .bind(token.kind.as_str())
+        .bind(token.user_id)
+        .bind(token.secret_sha256)
+        .bind(token.name.map(str::to_owned))
+        .bind(token.client_id.map(str::to_owned))
+        .bind(token.scopes.map(str::to_owned))
+        .bind(unix_now())
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            let name = token.name.unwrap_or_default();
+            return Err(StoreError::Conflict(format!(
+                "{} token {name:?}",
+                token.kind.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The token of `kind` whose secret has this digest, with its owner, in `realm`.
+    pub async fn find_token(
+        &self,
+        realm: &RealmName,
+        kind: TokenKind,
+        secret_sha256: &str,
+    ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.id AS token_id, t.kind AS token_kind, t.user_id, t.name, t.client_id, t.scopes, \
+                    t.created_at AS token_created_at, t.last_used_at, t.expires_at, t.revoked_at, \
+                    u.id, u.realm, u.username, u.password_hash, u.role, u.disabled_at, u.kind, u.created_at \
+             FROM tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.secret_sha256 = $1 AND t.kind = $2 AND u.realm = $3",
+        )
+        .bind(secret_sha256)
+        .bind(kind.as_str())
+        .bind(realm.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(|row| Ok((token_from_row(row)?, user_from_row(row)?)))
+            .transpose()
+    }
+
+    /// Records a use; writes at most once a minute per token so busy clients do not turn every token
+    /// request into a database write.
+    pub async fn touch_token(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(now - LAST_USED_RESOLUTION_SECS)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Tokens of a realm (of one user when given), newest first.
+    pub async fn list_tokens(
+        &self,
+        realm: &RealmName,
+        username: Option<&Username>,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id AS token_id, t.kind AS token_kind, t.user_id, t.name, t.client_id, t.scopes, \
+                    t.created_at AS token_created_at, t.last_used_at, t.expires_at, t.revoked_at, u.username \
+             FROM tokens t JOIN users u ON u.id = t.user_id \
+             WHERE u.realm = $1 AND ($2 = '' OR u.username = $2) ORDER BY t.created_at DESC, t.id",
+        )
+        .bind(realm.as_str())
+        .bind(username.map_or(String::new(), |u| u.as_str().to_owned()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revokes one token of a realm by id.
+    pub async fn revoke_token(&self, realm: &RealmName, id: &str) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE tokens SET revoked_at = $3 WHERE id = $2 AND revoked_at IS NULL \
+             AND user_id IN (SELECT id FROM users WHERE realm = $1)",
+        )
+        .bind(realm.as_str())
+        .bind(id)
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "unrevoked token {id} in realm {realm}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Revokes a user's tokens (of one kind, or all); returns how many.
+    pub async fn revoke_user_tokens(
+        &self,
+        realm: &RealmName,
+        username: &Username,
+        kind: Option<TokenKind>,
+    ) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE tokens SET revoked_at = $4 WHERE revoked_at IS NULL AND ($3 = '' OR kind = $3) \
+             AND user_id IN (SELECT id FROM users WHERE realm = $1 AND username = $2)",
+        )
+        .bind(realm.as_str())
+        .bind(username.as_str())
+        .bind(kind.map_or("", TokenKind::as_str))
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
     }
 
     async fn require_realm(&self, realm: &RealmName) -> Result<(), StoreError> {
@@ -313,13 +554,16 @@ impl Store {
 }
 
 /// Makes sure the SQLite file's directory exists and asks sqlx to create the file.
-fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
-    let path = url
-        .trim_start_matches("sqlite:")
+/// The file path of a `sqlite:` URL.
+fn sqlite_path(url: &str) -> &str {
+    url.trim_start_matches("sqlite:")
         .trim_start_matches("//")
         .split('?')
         .next()
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn prepare_sqlite_url(url: &str, path: &str) -> Result<String, StoreError> {
     if let Some(dir) = Path::new(path)
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -353,6 +597,28 @@ fn realm_from_row(row: &AnyRow) -> Result<RealmRecord, StoreError> {
     })
 }
 
+fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
+    let kind: String = row.try_get("token_kind")?;
+    let username: String = row.try_get("username")?;
+    Ok(TokenRecord {
+        id: row.try_get("token_id")?,
+        kind: if kind == "refresh" {
+            TokenKind::Refresh
+        } else {
+            TokenKind::Access
+        },
+        user_id: row.try_get("user_id")?,
+        username: Username::parse(&username).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        name: row.try_get("name")?,
+        client_id: row.try_get("client_id")?,
+        scopes: row.try_get("scopes")?,
+        created_at: row.try_get("token_created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
 fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     let realm: String = row.try_get("realm")?;
     let username: String = row.try_get("username")?;
@@ -369,6 +635,11 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
             Role::User
         },
         disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+        kind: if row.try_get::<String, _>("kind")? == "robot" {
+            UserKind::Robot
+        } else {
+            UserKind::Person
+        },
         created_at: row.try_get("created_at")?,
     })
 }

@@ -338,3 +338,113 @@ fn registry_verifies_through_kid_alone_and_x5c_alone() {
         "401"
     );
 }
+
+/// After `docker login` the docker CLI stores our refresh token as `identitytoken` and drops the
+/// password; its later token requests are POST refresh grants, which stop working once revoked.
+#[test]
+fn docker_login_stores_an_identity_token_that_works_until_revoked() {
+    let s = setup();
+    succeeded(&s.push("alice:alice-pw", "alice/app").0, &s);
+    let config = tempfile::tempdir().unwrap();
+    let config_dir = config.path().display().to_string();
+    let env = [("DOCKER_CONFIG", config_dir.as_str())];
+    let login = run_with_stdin(
+        "docker",
+        &[
+            "login",
+            "-u",
+            "alice",
+            "--password-stdin",
+            &s.registry.host(),
+        ],
+        "alice-pw\n",
+        &env,
+    );
+    succeeded(&login, &s);
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(config.path().join("config.json")).unwrap())
+            .unwrap();
+    let entry = &stored["auths"][s.registry.host()];
+    assert!(
+        entry["identitytoken"]
+            .as_str()
+            .unwrap()
+            .starts_with("pcrt_"),
+        "{stored}"
+    );
+    let auth = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        entry["auth"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(auth, b"alice:", "the password is not stored");
+
+    let image = format!("{}/alice/app:v1", s.registry.host());
+    let inspect = || {
+        run_with_stdin(
+            "docker",
+            &["manifest", "inspect", "--insecure", &image],
+            "",
+            &env,
+        )
+    };
+    succeeded(&inspect(), &s);
+    assert!(
+        s.portcullis.log().contains("registry-client"),
+        "the CLI used the refresh grant"
+    );
+
+    s.portcullis
+        .cli_ok(&["token", "revoke", "--user", "alice", "--all"], "");
+    let refused = inspect();
+    assert!(!refused.status.success(), "{}", describe(&refused));
+}
+
+/// containers/image sends the refresh grant chunked when the auth file holds `identitytoken`.
+#[test]
+fn skopeo_with_an_identity_token_pushes_and_pulls() {
+    let s = setup();
+    let token_url = format!(
+        "{}/auth/realms/default/protocol/docker-v2/auth?service=registry&offline_token=true&account=alice",
+        s.portcullis.url()
+    );
+    let login = run("curl", &["-sf", "-u", "alice:alice-pw", &token_url]);
+    succeeded(&login, &s);
+    let login: Value = serde_json::from_slice(&login.stdout).unwrap();
+    let auth_file = s.work.path().join("auth.json");
+    let entry = serde_json::json!({
+        "auths": {
+            s.registry.host(): {
+                "auth": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "alice:"),
+                "identitytoken": login["refresh_token"],
+            }
+        }
+    });
+    std::fs::write(&auth_file, entry.to_string()).unwrap();
+    let auth_file = auth_file.display().to_string();
+
+    let layout = build_oci_image(&s.work.path().join("idtoken"), "v1");
+    let source = format!("oci:{}:v1", layout.display());
+    let target = format!("{}:v1", s.reference("alice/idtoken"));
+    let push = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--authfile",
+        &auth_file,
+        &source,
+        &target,
+    ]);
+    succeeded(&push, &s);
+    let pull = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--authfile",
+        &auth_file,
+        &target,
+    ]);
+    succeeded(&pull, &s);
+    assert!(
+        s.portcullis.log().contains("containers/image"),
+        "skopeo used the refresh grant"
+    );
+}

@@ -128,6 +128,8 @@ impl ApiError {
             },
             IssueError::Authn(e) => unavailable(&e),
             IssueError::Sign(e) => unavailable(&e),
+            IssueError::Store(e) => unavailable(&e),
+            IssueError::Random(e) => unavailable(&e),
         }
     }
 }

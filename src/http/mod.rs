@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use self::error::ApiError;
@@ -69,6 +70,8 @@ struct TokenResponse<'a> {
     issued_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
 }
 
 async fn token_get(
@@ -120,6 +123,10 @@ fn token_response(issued: &Issued, with_scope: bool) -> HttpResponse {
             expires_in: issued.expires_in,
             issued_at: rfc3339(issued.issued_at),
             scope: with_scope.then(|| service::join(&issued.granted)),
+            refresh_token: issued
+                .refresh_token
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
         })
 }
 

@@ -22,6 +22,10 @@ pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 /// The OAuth2 grant types (RFC 6749) a POST may name.
 const GRANT_PASSWORD: &str = "password";
+const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+/// `offline_token=true` (GET) and `access_type=offline` (POST) ask for a refresh token.
+const OFFLINE_TOKEN_TRUE: &str = "true";
+const ACCESS_TYPE_OFFLINE: &str = "offline";
 
 /// Decoded parameters, in order, repeats kept.
 struct Params(Vec<(String, String)>);
@@ -92,30 +96,31 @@ pub fn from_query(
     let scopes = params.scopes()?;
     let client_id = params.single("client_id")?.map(str::to_owned);
     let account = params.single("account")?;
-    params.single("offline_token")?;
+    let offline = params.single("offline_token")? == Some(OFFLINE_TOKEN_TRUE);
     let credentials = match authorization {
         None => Credentials::Anonymous,
         Some(value) => basic_credentials(value)?,
     };
-    if let (Some(account), Credentials::Password { username, .. }) = (account, &credentials) {
-        if account != username {
-            return Err(ApiError::InvalidRequest(
-                "parameter \"account\" does not match the Basic user".into(),
-            ));
-        }
+    let claimed = credentials.claimed_user();
+    if account.is_some_and(|account| !claimed.is_empty() && account != claimed) {
+        return Err(ApiError::InvalidRequest(
+            "parameter \"account\" does not match the Basic user".into(),
+        ));
     }
     Ok(TokenRequest {
         service,
         scopes,
         credentials,
         client_id,
+        offline,
         client_addr,
     })
 }
 
-/// POST: an OAuth2 form with `grant_type=password`, `username`, `password`, `client_id`, `service`,
-/// `scope` (one space-separated field or repeated). Other grant types are refused with 400
-/// `unsupported_grant_type`, never 403/405, which containerd treats as fatal.
+/// POST: an OAuth2 form with `grant_type=password` (`username`, `password`) or
+/// `grant_type=refresh_token` (`refresh_token`), plus `client_id`, `service`, `scope` (one
+/// space-separated field or repeated) and `access_type=offline`. Other grant types are refused with
+/// 400 `unsupported_grant_type`, never 403/405, which containerd treats as fatal.
 pub fn from_form(
     content_type: Option<&HeaderValue>,
     body: &[u8],
@@ -136,7 +141,7 @@ pub fn from_form(
     }
     let params = Params::parse(body)?;
     let grant_type = params.required("grant_type")?;
-    if grant_type != GRANT_PASSWORD {
+    if grant_type != GRANT_PASSWORD && grant_type != GRANT_REFRESH_TOKEN {
         return Err(ApiError::UnsupportedGrantType(
             grant_type.chars().take(64).collect(),
         ));
@@ -144,19 +149,25 @@ pub fn from_form(
     let client_id = params.required("client_id")?.to_owned();
     let service = params.required("service")?.to_owned();
     let scopes = params.scopes()?;
-    params.single("access_type")?;
-    let username = params.required("username")?.to_owned();
-    let password = params
-        .single("password")?
-        .ok_or_else(|| ApiError::InvalidRequest("missing parameter \"password\"".into()))?;
+    let offline = params.single("access_type")? == Some(ACCESS_TYPE_OFFLINE);
+    let credentials = if grant_type == GRANT_PASSWORD {
+        let username = params.required("username")?.to_owned();
+        let password = params
+            .single("password")?
+            .ok_or_else(|| ApiError::InvalidRequest("missing parameter \"password\"".into()))?;
+        Credentials::from_user_and_secret(username, SecretString::from(password))
+    } else {
+        Credentials::RefreshToken {
+            username: None,
+            token: SecretString::from(params.required("refresh_token")?),
+        }
+    };
     Ok(TokenRequest {
         service,
         scopes,
-        credentials: Credentials::Password {
-            username,
-            password: SecretString::from(password),
-        },
+        credentials,
         client_id: Some(client_id),
+        offline,
         client_addr,
     })
 }
@@ -180,10 +191,10 @@ fn basic_credentials(value: &HeaderValue) -> Result<Credentials, ApiError> {
     let (username, password) = decoded
         .split_once(':')
         .ok_or_else(|| malformed("credentials lack the ':' between user and password"))?;
-    Ok(Credentials::Password {
-        username: username.to_owned(),
-        password: SecretString::from(password),
-    })
+    Ok(Credentials::from_user_and_secret(
+        username.to_owned(),
+        SecretString::from(password),
+    ))
 }
 
 #[cfg(test)]
@@ -218,7 +229,7 @@ mod tests {
                 assert_eq!(username, "alice");
                 assert_eq!(password.expose_secret(), "pa:ss");
             }
-            Credentials::Anonymous => panic!("expected a password"),
+            _ => panic!("expected a password"),
         }
     }
 

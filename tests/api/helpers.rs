@@ -141,6 +141,29 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Runs raw SQL against the app's database, for states no command can produce (time travel).
+    pub async fn sql(&self, statement: &str) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.settings.database.url)
+            .await
+            .unwrap();
+        sqlx::query(statement).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    /// A single text value from raw SQL.
+    pub async fn sql_text(&self, query: &str) -> Vec<String> {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.settings.database.url)
+            .await
+            .unwrap();
+        let rows: Vec<(String,)> = sqlx::query_as(query).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows.into_iter().map(|(v,)| v).collect()
+    }
+}
+
 pub fn realm_name(name: &str) -> RealmName {
     RealmName::parse(name).unwrap()
 }

@@ -5,5 +5,6 @@ mod helpers;
 mod errors;
 mod keys;
 mod realms;
+mod refresh;
 mod token_get;
 mod token_post;

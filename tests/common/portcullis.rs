@@ -2,6 +2,7 @@
 //! operator commands against the same database and key directory, configured through the environment.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -49,7 +50,7 @@ impl Portcullis {
         let child = command.spawn().expect("run portcullis serve");
         let mut server = Portcullis { dir, port, child };
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !healthy(port) {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("portcullis serve exited with {status}:\n{}", server.log());
             }
@@ -115,6 +116,18 @@ impl Portcullis {
             rootcertbundle: field("rootcertbundle").into(),
         }
     }
+}
+
+/// True when `GET /healthz` answers 200 (an open port alone may still be starting up).
+fn healthy(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut response = String::new();
+    stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").is_ok()
+        && stream.read_to_string(&mut response).is_ok()
+        && response.split(' ').nth(1) == Some("200")
 }
 
 impl Drop for Portcullis {
