@@ -75,7 +75,7 @@ async fn wrong_password_is_invalid_grant(app: TestApp) {
 
 async fn other_grant_types_are_unsupported(app: TestApp) {
     for grant in [
-        "refresh_token",
+        "implicit",
         "client_credentials",
         "authorization_code",
         "nonsense",
