@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod keys;
+pub mod munge;
 pub mod password;
 pub mod realm;
 pub mod scope;
