@@ -4,6 +4,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY migrations migrations
+COPY policy.example.toml policy.example.toml
 RUN cargo build --release --locked && strip target/release/portcullis
 
 FROM debian:bookworm-slim

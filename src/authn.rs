@@ -8,9 +8,10 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::config::TokenSettings;
 use crate::domain::Username;
 use crate::password::{PasswordError, Verifier, MAX_PASSWORD_LEN};
+use crate::policy::ADMIN_GROUP;
 use crate::realm::Realm;
 use crate::secret::{self, REFRESH_TOKEN_PREFIX};
-use crate::store::{unix_now, Role, Store, StoreError, TokenKind};
+use crate::store::{unix_now, Role, Store, StoreError, TokenKind, UserRecord};
 
 /// Seconds in a day, for the day-denominated token settings.
 pub const SECS_PER_DAY: i64 = 86_400;
@@ -100,7 +101,8 @@ impl Method {
 pub struct User {
     pub id: i64,
     pub username: Username,
-    pub role: Role,
+    /// The user's groups; realm admins are also in the policy's admin group.
+    pub groups: Vec<String>,
 }
 
 /// Who is asking: a user, or nobody.
@@ -205,14 +207,29 @@ impl Authenticator {
             return Err(AuthnError::Rejected(reason));
         }
         self.store.touch_token(&token.id, now).await?;
+        self.principal(user, Method::RefreshToken, Some(token.id))
+            .await
+    }
+
+    /// The principal of an authenticated user, with their groups.
+    async fn principal(
+        &self,
+        user: UserRecord,
+        method: Method,
+        token_id: Option<String>,
+    ) -> Result<Principal, AuthnError> {
+        let mut groups = self.store.user_groups(user.id).await?;
+        if user.role == Role::Admin {
+            groups.push(ADMIN_GROUP.to_owned());
+        }
         Ok(Principal {
             user: Some(User {
                 id: user.id,
                 username: user.username,
-                role: user.role,
+                groups,
             }),
-            method: Method::RefreshToken,
-            token_id: Some(token.id),
+            method,
+            token_id,
         })
     }
 
@@ -237,14 +254,6 @@ impl Authenticator {
             Some(r) if r.disabled => return Err(AuthnError::Rejected("user disabled")),
             Some(r) => r,
         };
-        Ok(Principal {
-            user: Some(User {
-                id: user.id,
-                username: user.username,
-                role: user.role,
-            }),
-            method: Method::Password,
-            token_id: None,
-        })
+        self.principal(user, Method::Password, None).await
     }
 }

@@ -1,55 +1,40 @@
-//! Authorization: a pure function of (principal, requested scopes) to granted scopes, always a subset
-//! of what was asked. The policy is fixed for now: realm admins may do everything (catalog included);
-//! every user may do everything in their own namespace `<username>/...`; anonymous callers get nothing.
-
-use std::collections::BTreeSet;
+//! Authorization: a pure function of (policy, principal, requested scopes) to the granted scopes,
+//! always a subset of what was asked, plus the rules that decided it for the audit log. Realm
+//! admins are members of the policy's admin group.
 
 use crate::authn::Principal;
-use crate::scope::{Scope, ALL_ACTIONS, REGISTRY, REPOSITORY};
-use crate::store::Role;
+use crate::policy::{Policy, Subject};
+use crate::scope::Scope;
 
-/// Actions that exist on repositories.
-const REPOSITORY_ACTIONS: [&str; 4] = ["pull", "push", "delete", ALL_ACTIONS];
-/// The registry-wide resource that can be granted, and its actions.
-const CATALOG: &str = "catalog";
-const CATALOG_ACTIONS: [&str; 2] = [ALL_ACTIONS, "search"];
-
-/// Requested ∩ allowed, per scope; scopes granted nothing are left out.
-pub fn authorize(principal: &Principal, requested: &[Scope]) -> Vec<Scope> {
-    requested
-        .iter()
-        .filter_map(|scope| {
-            let granted: BTreeSet<String> = scope
-                .actions()
-                .iter()
-                .filter(|action| allows(principal, scope, action))
-                .cloned()
-                .collect();
-            (!granted.is_empty()).then(|| scope.with_actions(granted))
-        })
-        .collect()
+/// What was granted, and which rules decided it.
+pub struct Authorization {
+    /// Requested ∩ allowed, per scope; scopes granted nothing are left out.
+    pub granted: Vec<Scope>,
+    /// The deciding rules, one line each (`rule 3 (allow * on repository "${account}/**" to ...)`).
+    pub rules: Vec<String>,
 }
 
-fn allows(principal: &Principal, scope: &Scope, action: &str) -> bool {
-    let Some(user) = &principal.user else {
-        return false;
+/// Decides every requested scope for `principal` under `policy`.
+pub fn authorize(policy: &Policy, principal: &Principal, requested: &[Scope]) -> Authorization {
+    let subject = match &principal.user {
+        Some(user) => Subject::account(user.username.as_str(), &user.groups),
+        None => Subject::anonymous(),
     };
-    let exists = match scope.kind() {
-        REPOSITORY => REPOSITORY_ACTIONS.contains(&action),
-        REGISTRY => scope.name() == CATALOG && CATALOG_ACTIONS.contains(&action),
-        _ => false,
+    let mut authorization = Authorization {
+        granted: Vec::new(),
+        rules: Vec::new(),
     };
-    if !exists {
-        return false;
+    for scope in requested {
+        let decision = policy.decide(&subject, scope);
+        for rule in decision.rules() {
+            let rule = rule.to_string();
+            if !authorization.rules.contains(&rule) {
+                authorization.rules.push(rule);
+            }
+        }
+        authorization.granted.extend(decision.into_granted());
     }
-    if user.role == Role::Admin {
-        return true;
-    }
-    scope.kind() == REPOSITORY
-        && scope
-            .name()
-            .strip_prefix(user.username.as_str())
-            .is_some_and(|rest| rest.starts_with('/'))
+    authorization
 }
 
 #[cfg(test)]
@@ -57,14 +42,15 @@ mod tests {
     use super::*;
     use crate::authn::{Method, User};
     use crate::domain::Username;
+    use crate::policy::ADMIN_GROUP;
     use crate::scope::parse_all;
 
-    fn user(name: &str, role: Role) -> Principal {
+    fn user(name: &str, groups: &[&str]) -> Principal {
         Principal {
             user: Some(User {
                 id: 1,
                 username: Username::parse(name).unwrap(),
-                role,
+                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             }),
             method: Method::Password,
             token_id: None,
@@ -72,7 +58,9 @@ mod tests {
     }
 
     fn granted(principal: &Principal, scopes: &str) -> Vec<String> {
-        authorize(principal, &parse_all([scopes]).unwrap())
+        let policy = Policy::default_policy();
+        authorize(&policy, principal, &parse_all([scopes]).unwrap())
+            .granted
             .iter()
             .map(ToString::to_string)
             .collect()
@@ -80,7 +68,7 @@ mod tests {
 
     #[test]
     fn users_own_their_namespace_only() {
-        let alice = user("alice", Role::User);
+        let alice = user("alice", &[]);
         assert_eq!(
             granted(&alice, "repository:alice/app:pull,push"),
             ["repository:alice/app:pull,push"]
@@ -101,7 +89,7 @@ mod tests {
 
     #[test]
     fn admins_get_what_they_ask_for_but_not_made_up_actions() {
-        let admin = user("root", Role::Admin);
+        let admin = user("root", &[ADMIN_GROUP]);
         assert_eq!(
             granted(&admin, "registry:catalog:*"),
             ["registry:catalog:*"]
@@ -119,12 +107,21 @@ mod tests {
     }
 
     #[test]
-    fn anonymous_gets_nothing() {
+    fn anonymous_gets_nothing_and_deciding_rules_are_named() {
         let anonymous = Principal {
             user: None,
             method: Method::Anonymous,
             token_id: None,
         };
         assert!(granted(&anonymous, "repository:library/alpine:pull").is_empty());
+        let policy = Policy::default_policy();
+        let scopes = parse_all(["repository:alice/app:pull"]).unwrap();
+        let authorization = authorize(&policy, &user("alice", &[]), &scopes);
+        assert_eq!(authorization.rules.len(), 1);
+        assert!(
+            authorization.rules[0].contains("${account}/**"),
+            "{:?}",
+            authorization.rules
+        );
     }
 }

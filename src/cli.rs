@@ -9,13 +9,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Settings, CONFIG_FILE_ENV};
-use crate::domain::{RealmName, Username};
+use crate::domain::{GroupName, RealmName, Username};
 use crate::keys::RealmKeys;
 use crate::password::{Hasher, MAX_PASSWORD_LEN};
+use crate::policies;
+use crate::policy::{Subject, ADMIN_GROUP};
 use crate::realm::{self, Realms, DEFAULT_REALM};
+use crate::scope;
 use crate::secret::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::startup::Application;
-use crate::store::{unix_now, RealmRecord, Role, Store, UserKind};
+use crate::store::{unix_now, GrantRecord, RealmRecord, Role, Store, UserKind};
 use crate::token::{DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
 
 /// A Docker Registry v2 token service.
@@ -41,6 +44,15 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage groups and their members.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Manage policy rules kept in the database (effective at once, no restart).
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Explain decisions and check policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// List and revoke refresh and access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -133,6 +145,109 @@ pub enum RoleArg {
 }
 
 #[derive(Subcommand)]
+pub enum GroupCommand {
+    /// Add a group.
+    Add {
+        name: GroupName,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Delete a group (its grants stay; they match nobody until the group exists again).
+    Delete {
+        name: GroupName,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// List groups and their members.
+    List(RealmArg),
+    /// Add or remove members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+#[derive(Subcommand)]
+pub enum MemberCommand {
+    /// Put a user into a group.
+    Add {
+        group: GroupName,
+        user: Username,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Take a user out of a group.
+    Remove {
+        group: GroupName,
+        user: Username,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+}
+
+/// The fields of one rule, as in a policy file.
+#[derive(Args)]
+pub struct RuleArgs {
+    /// user:NAME, group:NAME, anonymous, authenticated or any.
+    #[arg(long)]
+    pub subject: String,
+    /// repository or registry.
+    #[arg(long, default_value = "repository")]
+    pub resource: String,
+    /// Name pattern: a glob (`*` within a segment, `**` across) or `re:` and a regular expression;
+    /// may hold ${account} and ${group}.
+    #[arg(long)]
+    pub name: String,
+    /// Comma-separated actions: pull, push, delete, * (registry: search, *).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub actions: Vec<String>,
+    /// allow or deny.
+    #[arg(long, default_value = "allow")]
+    pub effect: String,
+}
+
+#[derive(Subcommand)]
+pub enum GrantCommand {
+    /// Add a rule after the realm's file rules.
+    Add {
+        #[command(flatten)]
+        rule: RuleArgs,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Remove a rule by id.
+    Remove {
+        id: i64,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// List the realm's database rules.
+    List(RealmArg),
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Show, per scope and action, whether it is granted and which rules decided it.
+    Explain {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// The user to decide for (with their groups).
+        #[arg(
+            long,
+            required_unless_present = "anonymous",
+            conflicts_with = "anonymous"
+        )]
+        user: Option<Username>,
+        /// Decide for an anonymous caller.
+        #[arg(long)]
+        anonymous: bool,
+        /// A scope as a client would request it; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// Validate a policy file offline.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
 pub enum TokenCommand {
     /// List tokens (never their secrets).
     List {
@@ -190,6 +305,9 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::Realm(command) => realm_command(settings, command).await,
         Command::User(command) => user_command(settings, command).await,
+        Command::Group(command) => group_command(settings, command).await,
+        Command::Grant(command) => grant_command(settings, command).await,
+        Command::Policy(command) => policy_command(settings, command).await,
         Command::Token(command) => token_command(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
         Command::RegistryConfig(arg) => {
@@ -375,6 +493,113 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
                     u.username,
                     date(Some(u.created_at))
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn group_command(settings: &Settings, command: GroupCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    match command {
+        GroupCommand::Add { name, realm } => {
+            store.create_group(&realm.realm, name.as_str()).await?;
+            println!("group {name} added");
+        }
+        GroupCommand::Delete { name, realm } => {
+            store.delete_group(&realm.realm, name.as_str()).await?;
+            println!("group {name} deleted");
+        }
+        GroupCommand::List(realm) => {
+            for (group, members) in store.list_groups(&realm.realm).await? {
+                println!("{group}: {}", members.join(" "));
+            }
+        }
+        GroupCommand::Member(MemberCommand::Add { group, user, realm }) => {
+            store
+                .set_membership(&realm.realm, group.as_str(), &user, true)
+                .await?;
+            println!("{user} added to {group}");
+        }
+        GroupCommand::Member(MemberCommand::Remove { group, user, realm }) => {
+            store
+                .set_membership(&realm.realm, group.as_str(), &user, false)
+                .await?;
+            println!("{user} removed from {group}");
+        }
+    }
+    Ok(())
+}
+
+async fn grant_command(settings: &Settings, command: GrantCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    match command {
+        GrantCommand::Add { rule, realm } => {
+            let grant = GrantRecord {
+                id: 0,
+                subject: rule.subject,
+                resource: rule.resource,
+                name: rule.name,
+                actions: rule.actions,
+                effect: rule.effect,
+            };
+            let parsed = policies::grant_rule(&grant)?;
+            let id = store.add_grant(&realm.realm, &grant).await?;
+            println!("grant {id} added: {parsed}");
+        }
+        GrantCommand::Remove { id, realm } => {
+            store.remove_grant(&realm.realm, id).await?;
+            println!("grant {id} removed");
+        }
+        GrantCommand::List(realm) => {
+            for grant in store.list_grants(&realm.realm).await? {
+                match policies::grant_rule(&grant) {
+                    Ok(rule) => println!("{:<6} {rule}", grant.id),
+                    Err(e) => println!("{:<6} INVALID: {e}", grant.id),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Check { file } => {
+            let policy = policies::read_policy(&file)?;
+            println!("{}: {} rules, valid", file.display(), policy.rules().len());
+        }
+        PolicyCommand::Explain {
+            realm,
+            user,
+            scopes,
+            ..
+        } => {
+            let store = open_store(settings).await?;
+            let realm = realm.realm;
+            let file = settings.policy_files().remove(&realm);
+            let policy = policies::load(&store, file.as_deref(), &realm).await?;
+            let scopes = scope::parse_all(scopes.iter().map(String::as_str))?;
+            let groups = match &user {
+                Some(name) => {
+                    let record = store
+                        .find_user(&realm, name)
+                        .await?
+                        .with_context(|| format!("user {name} does not exist in realm {realm}"))?;
+                    let mut groups = store.user_groups(record.id).await?;
+                    if record.role == Role::Admin {
+                        groups.push(ADMIN_GROUP.to_owned());
+                    }
+                    groups
+                }
+                None => Vec::new(),
+            };
+            let subject = match &user {
+                Some(name) => Subject::account(name.as_str(), &groups),
+                None => Subject::anonymous(),
+            };
+            for scope in &scopes {
+                print!("{}", policy.decide(&subject, scope));
             }
         }
     }

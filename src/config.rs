@@ -1,12 +1,15 @@
 //! The settings tree: defaults, then one TOML file, then `PORTCULLIS__SECTION__KEY` environment
 //! variables. Loading checks every value, so the rest of the program never re-validates settings.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+
+use crate::domain::RealmName;
 
 /// Prefix of environment overrides; `__` separates section and key (`PORTCULLIS__SERVER__LISTEN`).
 pub const ENV_PREFIX: &str = "PORTCULLIS__";
@@ -24,6 +27,18 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub log: LogSettings,
     pub tls: TlsSettings,
+    /// Per-realm settings, keyed by realm name (`[realms.default]`). Realms themselves are
+    /// database records (`portcullis realm add`); this only adds file-based settings to them.
+    pub realms: BTreeMap<String, RealmSettings>,
+}
+
+/// `[realms.NAME]`: settings of one realm that live in files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RealmSettings {
+    /// The realm's policy file (TOML); without one the shipped default policy applies. Reloaded
+    /// when it changes and on SIGHUP.
+    pub policy_file: Option<PathBuf>,
 }
 
 /// `[server]`: where to listen and how clients reach us.
@@ -243,6 +258,16 @@ impl Settings {
                 "expected a level (error, warn, info, debug, trace) or directives",
             );
         }
+        if self
+            .realms
+            .keys()
+            .any(|name| RealmName::parse(name).is_err())
+        {
+            return invalid(
+                "realms",
+                "every [realms.NAME] must name a valid realm (a-z, 0-9, '.', '_', '-')",
+            );
+        }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return invalid("tls", "set both cert_file and key_file, or neither");
         }
@@ -261,6 +286,17 @@ impl Settings {
         } else {
             self.server.public_url.trim_end_matches('/').to_owned()
         }
+    }
+
+    /// The policy file of each realm that has one.
+    pub fn policy_files(&self) -> HashMap<RealmName, PathBuf> {
+        self.realms
+            .iter()
+            .filter_map(|(name, realm)| {
+                let file = realm.policy_file.clone()?;
+                Some((RealmName::parse(name).ok()?, file))
+            })
+            .collect()
     }
 
     /// Password checks allowed at once.

@@ -1,5 +1,7 @@
-//! Names that are checked once at the edge and trusted everywhere after: [`Username`] and [`RealmName`].
-//! Both are also path components (personal namespaces, `keys/<realm>/`), hence the strict alphabets.
+//! Names that are checked once at the edge and trusted everywhere after: [`Username`], [`GroupName`]
+//! and [`RealmName`].
+//! User and realm names are also path components (personal namespaces, `keys/<realm>/`), hence
+//! the strict alphabets.
 
 use std::fmt;
 
@@ -83,6 +85,12 @@ name_type!(
     /// A user's login name: 1-64 of `a-z 0-9 . _ -`, starting and ending with a letter or digit.
     Username,
     "user name",
+    MAX_USERNAME_LEN
+);
+name_type!(
+    /// A group's name: same alphabet as [`Username`].
+    GroupName,
+    "group name",
     MAX_USERNAME_LEN
 );
 name_type!(

@@ -10,6 +10,8 @@ pub mod http;
 pub mod keys;
 pub mod munge;
 pub mod password;
+pub mod policies;
+pub mod policy;
 pub mod realm;
 pub mod scope;
 pub mod secret;

@@ -1,14 +1,16 @@
 //! The request path behind the token endpoint: check the service, authenticate, authorize, sign, and
 //! record one audit event (target `audit`) for every grant or refusal. HTTP-free.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
 
 use crate::authn::{Authenticator, AuthnError, Credentials, Method, Principal, User, SECS_PER_DAY};
-use crate::authz;
+use crate::authz::{self, Authorization};
 use crate::config::TokenSettings;
 use crate::domain::MAX_USERNAME_LEN;
+use crate::policies::{Policies, PoliciesError};
 use crate::realm::Realm;
 use crate::scope::Scope;
 use crate::secret::{self, RandomError, REFRESH_TOKEN_PREFIX};
@@ -50,6 +52,8 @@ pub enum IssueError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Random(#[from] RandomError),
+    #[error(transparent)]
+    Policy(#[from] PoliciesError),
 }
 
 /// Issues tokens.
@@ -58,14 +62,21 @@ pub struct TokenService {
     authenticator: Authenticator,
     store: Store,
     refresh_lifetime_secs: i64,
+    policies: Arc<Policies>,
 }
 
 impl TokenService {
-    pub fn new(authenticator: Authenticator, tokens: &TokenSettings, store: Store) -> TokenService {
+    pub fn new(
+        authenticator: Authenticator,
+        tokens: &TokenSettings,
+        store: Store,
+        policies: Arc<Policies>,
+    ) -> TokenService {
         TokenService {
             authenticator,
             store,
             refresh_lifetime_secs: i64::from(tokens.refresh_lifetime_days) * SECS_PER_DAY,
+            policies,
         }
     }
 
@@ -111,7 +122,8 @@ impl TokenService {
                 return Err(e.into());
             }
         };
-        let granted = authz::authorize(&principal, &scopes);
+        let policy = self.policies.current(&realm.name).await?;
+        let Authorization { granted, rules } = authz::authorize(&policy, &principal, &scopes);
         let (token, issued_at) = sign(realm, &service, &principal, &granted)?;
         let refresh_token = match (&principal.user, principal.method) {
             (Some(user), Method::Password) if offline => {
@@ -119,7 +131,7 @@ impl TokenService {
             }
             _ => None,
         };
-        audit.granted(&principal, &granted);
+        audit.granted(&principal, &granted, &rules);
         Ok(Issued {
             token,
             expires_in: realm.token_ttl_secs,
@@ -188,7 +200,7 @@ struct Audit<'a> {
 }
 
 impl Audit<'_> {
-    fn granted(&self, principal: &Principal, granted: &[Scope]) {
+    fn granted(&self, principal: &Principal, granted: &[Scope], rules: &[String]) {
         tracing::info!(
             target: "audit",
             outcome = "granted",
@@ -199,6 +211,7 @@ impl Audit<'_> {
             subject = principal.subject(),
             requested = %join(self.requested),
             granted = %join(granted),
+            rules = %rules.join("; "),
             client_id = self.client_id,
             client_addr = self.client_addr,
         );

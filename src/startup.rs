@@ -16,9 +16,11 @@ use crate::authn::Authenticator;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::password::{Hasher, PasswordError, Verifier};
+use crate::policies::{Policies, PoliciesError};
 use crate::realm::{self, Realm, RealmError, Realms};
 use crate::service::TokenService;
 use crate::store::{Store, StoreError};
+use tokio::signal::unix::{signal, SignalKind};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,8 @@ pub enum StartError {
     Bind { addr: String, error: std::io::Error },
     #[error("tls: {0}")]
     Tls(String),
+    #[error(transparent)]
+    Policy(#[from] PoliciesError),
 }
 
 /// A bound, ready-to-run server.
@@ -66,6 +70,9 @@ impl Application {
             settings.public_url(),
         );
         let loaded = realms.load_all().await?;
+        let policies = Arc::new(Policies::new(store.clone(), settings.policy_files()));
+        policies.check_files()?;
+        reload_policies_on_sighup(policies.clone());
         let hasher = Hasher::new(&settings.passwords)?;
         let verifier = Verifier::new(&hasher, settings.password_check_slots())?;
         let state = web::Data::new(AppState {
@@ -74,6 +81,7 @@ impl Application {
                 Authenticator::new(store.clone(), verifier, &settings.tokens),
                 &settings.tokens,
                 store.clone(),
+                policies.clone(),
             ),
             store,
             max_body_bytes: settings.server.max_body_bytes,
@@ -117,6 +125,19 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// SIGHUP makes every realm re-read its policy file on its next request.
+fn reload_policies_on_sighup(policies: Arc<Policies>) {
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; policy files still reload when they change");
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            policies.reload();
+        }
+    });
 }
 
 fn tls_config(settings: &Settings) -> Result<Option<rustls::ServerConfig>, StartError> {

@@ -145,6 +145,18 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
 }
 
+/// A policy rule kept in the database, as text; `policy::Rule::parse` checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// Assigned by the database; 0 before insertion.
+    pub id: i64,
+    pub subject: String,
+    pub resource: String,
+    pub name: String,
+    pub actions: Vec<String>,
+    pub effect: String,
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     SystemTime::now()
@@ -545,6 +557,194 @@ impl Store {
         Ok(result.rows_affected())
     }
 
+    /// Adds a group.
+    pub async fn create_group(&self, realm: &RealmName, name: &str) -> Result<(), StoreError> {
+        self.require_realm(realm).await?;
+        let result = sqlx::query(
+            "INSERT INTO groups (realm, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(realm.as_str())
+        .bind(name)
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "group {name} in realm {realm}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Deletes a group and its memberships.
+    pub async fn delete_group(&self, realm: &RealmName, name: &str) -> Result<(), StoreError> {
+        let result = sqlx::query("DELETE FROM groups WHERE realm = $1 AND name = $2")
+            .bind(realm.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "group {name} in realm {realm}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every group of a realm with its members, by name.
+    pub async fn list_groups(
+        &self,
+        realm: &RealmName,
+    ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.name AS group_name, COALESCE(u.username, '') AS member FROM groups g \
+             LEFT JOIN group_members m ON m.group_id = g.id LEFT JOIN users u ON u.id = m.user_id \
+             WHERE g.realm = $1 ORDER BY g.name, u.username",
+        )
+        .bind(realm.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for row in &rows {
+            let group: String = row.try_get("group_name")?;
+            let member: String = row.try_get("member")?;
+            if groups.last().is_none_or(|(name, _)| *name != group) {
+                groups.push((group, Vec::new()));
+            }
+            if let (Some((_, members)), false) = (groups.last_mut(), member.is_empty()) {
+                members.push(member);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Adds (`member = true`) or removes a user from a group.
+    pub async fn set_membership(
+        &self,
+        realm: &RealmName,
+        group: &str,
+        username: &Username,
+        member: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if member {
+            "INSERT INTO group_members (group_id, user_id) \
+             SELECT g.id, u.id FROM groups g, users u \
+             WHERE g.realm = $1 AND g.name = $2 AND u.realm = $1 AND u.username = $3 \
+             ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM group_members WHERE group_id IN (SELECT id FROM groups WHERE realm = $1 AND name = $2) \
+             AND user_id IN (SELECT id FROM users WHERE realm = $1 AND username = $3)"
+        };
+        let result = sqlx::query(sql)
+            .bind(realm.as_str())
+            .bind(group)
+            .bind(username.as_str())
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            let what = if member {
+                "group or user"
+            } else {
+                "membership"
+            };
+            return Err(StoreError::NotFound(format!(
+                "{what} ({group}, {username}) in realm {realm}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The names of the groups a user belongs to.
+    pub async fn user_groups(&self, user_id: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.name FROM groups g JOIN group_members m ON m.group_id = g.id \
+             WHERE m.user_id = $1 ORDER BY g.name",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>("name").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Adds a grant (a policy rule kept in the database) and returns its id.
+    pub async fn add_grant(
+        &self,
+        realm: &RealmName,
+        grant: &GrantRecord,
+    ) -> Result<i64, StoreError> {
+        self.require_realm(realm).await?;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO grants (realm, subject, resource, name, actions, effect, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(realm.as_str())
+        .bind(&grant.subject)
+        .bind(&grant.resource)
+        .bind(&grant.name)
+        .bind(grant.actions.join(" "))
+        .bind(&grant.effect)
+        .bind(unix_now())
+        .fetch_one(&mut *tx)
+        .await?;
+        bump_policy_generation(&mut tx, realm).await?;
+        tx.commit().await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Removes a grant by id.
+    pub async fn remove_grant(&self, realm: &RealmName, id: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query("DELETE FROM grants WHERE realm = $1 AND id = $2")
+            .bind(realm.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("grant {id} in realm {realm}")));
+        }
+        bump_policy_generation(&mut tx, realm).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A realm's grants, in the order they were added (their order in first-match mode).
+    pub async fn list_grants(&self, realm: &RealmName) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, subject, resource, name, actions, effect FROM grants WHERE realm = $1 ORDER BY id",
+        )
+        .bind(realm.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let actions: String = row.try_get("actions")?;
+                Ok(GrantRecord {
+                    id: row.try_get("id")?,
+                    subject: row.try_get("subject")?,
+                    resource: row.try_get("resource")?,
+                    name: row.try_get("name")?,
+                    actions: actions.split(' ').map(str::to_owned).collect(),
+                    effect: row.try_get("effect")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The generation of a realm's grants: it changes whenever they do (0 before any change).
+    pub async fn policy_generation(&self, realm: &RealmName) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT generation FROM policy_generations WHERE realm = $1")
+            .bind(realm.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get("generation"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
     async fn require_realm(&self, realm: &RealmName) -> Result<(), StoreError> {
         match self.find_realm(realm).await? {
             Some(_) => Ok(()),
@@ -595,6 +795,20 @@ fn realm_from_row(row: &AnyRow) -> Result<RealmRecord, StoreError> {
         token_ttl_secs: u64::try_from(ttl)
             .map_err(|_| StoreError::Corrupt(format!("realm {name}: token_ttl_secs")))?,
     })
+}
+
+async fn bump_policy_generation(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    realm: &RealmName,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO policy_generations (realm, generation) VALUES ($1, 1) \
+         ON CONFLICT (realm) DO UPDATE SET generation = policy_generations.generation + 1",
+    )
+    .bind(realm.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {

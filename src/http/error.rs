@@ -130,6 +130,7 @@ impl ApiError {
             IssueError::Sign(e) => unavailable(&e),
             IssueError::Store(e) => unavailable(&e),
             IssueError::Random(e) => unavailable(&e),
+            IssueError::Policy(e) => unavailable(&e),
         }
     }
 }
