@@ -455,3 +455,238 @@ fn serves_tls_when_configured() {
     assert!(ok.status.success(), "{}", describe(&ok));
     assert!(!plain.status.success(), "plain HTTP must not be served");
 }
+
+/// Groups, grants and `policy explain` through the commands an operator types.
+#[test]
+fn groups_grants_and_explain() {
+    let server = Portcullis::start();
+    server.add_user("alice", "pw", false);
+    server.add_user("bob", "pw", false);
+    server.cli_ok(&["group", "add", "team"], "");
+    server.cli_ok(&["group", "member", "add", "team", "bob"], "");
+    assert!(server.cli_ok(&["group", "list"], "").contains("team: bob"));
+    let added = server.cli_ok(
+        &[
+            "grant",
+            "add",
+            "--subject",
+            "group:team",
+            "--name",
+            "team/**",
+            "--actions",
+            "pull,push",
+        ],
+        "",
+    );
+    assert!(
+        added.contains("allow pull,push on repository \"team/**\" to group:team"),
+        "{added}"
+    );
+    let bad = server.cli(
+        &[
+            "grant",
+            "add",
+            "--subject",
+            "crowd",
+            "--name",
+            "x",
+            "--actions",
+            "pull",
+        ],
+        "",
+    );
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("subject"),
+        "{}",
+        describe(&bad)
+    );
+    let bad = server.cli(
+        &[
+            "grant",
+            "add",
+            "--subject",
+            "any",
+            "--name",
+            "re:(",
+            "--actions",
+            "pull",
+        ],
+        "",
+    );
+    assert!(!bad.status.success(), "{}", describe(&bad));
+
+    let explain = |user: &str| {
+        server.cli_ok(
+            &[
+                "policy",
+                "explain",
+                "--user",
+                user,
+                "--scope",
+                "repository:team/app:pull,push",
+            ],
+            "",
+        )
+    };
+    let bob = explain("bob");
+    assert!(
+        !bob.contains("not granted") && bob.contains("group:team"),
+        "{bob}"
+    );
+    let alice = explain("alice");
+    assert!(alice.contains("nothing granted"), "{alice}");
+    let anonymous = server.cli_ok(
+        &[
+            "policy",
+            "explain",
+            "--anonymous",
+            "--scope",
+            "repository:alice/app:pull",
+        ],
+        "",
+    );
+    assert!(anonymous.contains("nothing granted"), "{anonymous}");
+
+    let listed = server.cli_ok(&["grant", "list"], "");
+    let id = listed.split_whitespace().next().unwrap().to_owned();
+    server.cli_ok(&["grant", "remove", &id], "");
+    assert!(explain("bob").contains("nothing granted"));
+    server.cli_ok(&["group", "member", "remove", "team", "bob"], "");
+    server.cli_ok(&["group", "delete", "team"], "");
+}
+
+#[test]
+fn policy_check_validates_files_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/policy.example.toml"),
+        &good,
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["policy", "check", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(stdout(&output).contains("3 rules"), "{}", describe(&output));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[rule]]\nsubject = \"any\"\nname = \"x\"\nactions = [\"fly\"]\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["policy", "check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("line 4, column"),
+        "{}",
+        describe(&output)
+    );
+}
+
+/// A broken policy file stops the server at start; SIGHUP re-reads a file whose change the
+/// modification time does not show.
+#[test]
+fn policy_file_at_start_and_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let file = dir.path().join("policy.toml");
+    std::fs::write(
+        &file,
+        "[[rule]]\nsubject = \"any\"\nname = \"library/**\"\nactions = [\"pull\", \"bogus\"]\n",
+    )
+    .unwrap();
+    let env = common::portcullis::env(dir.path(), port);
+    let broken = Command::new(BIN)
+        .arg("serve")
+        .envs(env.clone())
+        .env("PORTCULLIS__REALMS__DEFAULT__POLICY_FILE", &file)
+        .output()
+        .unwrap();
+    assert!(!broken.status.success());
+    assert!(
+        stderr(&broken).contains("policy.toml") && stderr(&broken).contains("line 4"),
+        "{}",
+        describe(&broken)
+    );
+
+    std::fs::write(
+        &file,
+        "[[rule]]\nsubject = \"any\"\nname = \"library/**\"\nactions = [\"push\"]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .envs(env)
+        .env("PORTCULLIS__REALMS__DEFAULT__POLICY_FILE", &file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!(
+        "http://127.0.0.1:{port}/auth/realms/default/protocol/docker-v2/auth?service=registry&scope=repository:library/a:pull"
+    );
+    let granted = || {
+        let out = run_with_stdin(
+            "curl",
+            &[
+                "-sf",
+                "--retry",
+                "20",
+                "--retry-connrefused",
+                "--retry-delay",
+                "0",
+                &url,
+            ],
+            "",
+            &[],
+        );
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let payload = body["token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        let claims =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap();
+        serde_json::from_slice::<Value>(&claims).unwrap()["access"].clone()
+    };
+    assert_eq!(granted(), serde_json::json!([]));
+    let before = std::fs::metadata(&file).unwrap().modified().unwrap();
+    std::fs::write(
+        &file,
+        "[[rule]]\nsubject = \"any\"\nname = \"library/**\"\nactions = [\"pull\"]\n",
+    )
+    .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    assert_eq!(
+        granted(),
+        serde_json::json!([]),
+        "same stamp: not re-read yet"
+    );
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let after = granted();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        after,
+        serde_json::json!([{"type": "repository", "name": "library/a", "actions": ["pull"]}])
+    );
+}

@@ -448,3 +448,52 @@ fn skopeo_with_an_identity_token_pushes_and_pulls() {
         "skopeo used the refresh grant"
     );
 }
+
+/// Team namespaces and public repositories, set up with the operator commands.
+#[test]
+fn groups_share_namespaces_and_public_repositories_allow_anonymous_pulls() {
+    let s = setup();
+    let p = &s.portcullis;
+    p.cli_ok(&["group", "add", "team"], "");
+    p.cli_ok(&["group", "member", "add", "team", "bob"], "");
+    let grant = |subject: &str, name: &str, actions: &str| {
+        p.cli_ok(
+            &[
+                "grant",
+                "add",
+                "--subject",
+                subject,
+                "--name",
+                name,
+                "--actions",
+                actions,
+            ],
+            "",
+        );
+    };
+    grant("group:team", "team/**", "pull,push");
+    grant("authenticated", "team/**", "pull");
+    grant("any", "library/**", "pull");
+
+    succeeded(&s.push("bob:bob-pw", "team/app").0, &s);
+    failed_with(&s.push("alice:alice-pw", "team/other").0, "denied");
+    let inspect = |creds: Option<&str>, repository: &str| {
+        let reference = format!("{}:v1", s.reference(repository));
+        match creds {
+            Some(creds) => skopeo(&[
+                "inspect",
+                "--tls-verify=false",
+                "--creds",
+                creds,
+                &reference,
+            ]),
+            None => skopeo(&["inspect", "--tls-verify=false", "--no-creds", &reference]),
+        }
+    };
+    succeeded(&inspect(Some("alice:alice-pw"), "team/app"), &s);
+
+    succeeded(&s.push("root:root-pw", "library/base").0, &s);
+    succeeded(&inspect(None, "library/base"), &s);
+    let refused = inspect(None, "team/app");
+    assert!(!refused.status.success(), "{}", describe(&refused));
+}

@@ -4,6 +4,7 @@ mod helpers;
 
 mod errors;
 mod keys;
+mod policy;
 mod realms;
 mod refresh;
 mod token_get;
