@@ -3,14 +3,17 @@
 //! same answer; the precise reason goes to the audit log only. Refresh tokens are found by the
 //! SHA-256 of their secret, with no argon2 on that path.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::TokenSettings;
 use crate::domain::Username;
 use crate::password::{PasswordError, Verifier, MAX_PASSWORD_LEN};
 use crate::policy::ADMIN_GROUP;
+use crate::policy::{Evaluation, Policy, Rule, RuleError, RuleText};
 use crate::realm::Realm;
-use crate::secret::{self, REFRESH_TOKEN_PREFIX};
+use crate::secret::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::store::{unix_now, Role, Store, StoreError, TokenKind, UserRecord};
 
 /// Seconds in a day, for the day-denominated token settings.
@@ -31,6 +34,11 @@ pub enum Credentials {
         username: Option<String>,
         token: SecretString,
     },
+    /// A personal or robot access token, sent as the password of its owner.
+    AccessToken {
+        username: String,
+        token: SecretString,
+    },
 }
 
 impl Credentials {
@@ -47,6 +55,11 @@ impl Credentials {
                 username: Some(username),
                 token: secret,
             }
+        } else if secret.expose_secret().starts_with(ACCESS_TOKEN_PREFIX) {
+            Credentials::AccessToken {
+                username,
+                token: secret,
+            }
         } else {
             Credentials::Password {
                 username,
@@ -61,6 +74,7 @@ impl Credentials {
             Credentials::Anonymous => Method::Anonymous,
             Credentials::Password { .. } => Method::Password,
             Credentials::RefreshToken { .. } => Method::RefreshToken,
+            Credentials::AccessToken { .. } => Method::AccessToken,
         }
     }
 
@@ -69,6 +83,7 @@ impl Credentials {
         match self {
             Credentials::Anonymous | Credentials::RefreshToken { username: None, .. } => "",
             Credentials::Password { username, .. }
+            | Credentials::AccessToken { username, .. }
             | Credentials::RefreshToken {
                 username: Some(username),
                 ..
@@ -83,6 +98,7 @@ pub enum Method {
     Anonymous,
     Password,
     RefreshToken,
+    AccessToken,
 }
 
 impl Method {
@@ -92,6 +108,7 @@ impl Method {
             Method::Anonymous => "anonymous",
             Method::Password => "password",
             Method::RefreshToken => "refresh_token",
+            Method::AccessToken => "access_token",
         }
     }
 }
@@ -112,6 +129,8 @@ pub struct Principal {
     pub method: Method,
     /// The id of the token that authenticated the caller, for the audit log.
     pub token_id: Option<String>,
+    /// An access token's scopes: what the caller may ask for at most, whatever the policy allows.
+    pub limit: Option<Arc<Policy>>,
 }
 
 impl Principal {
@@ -162,53 +181,74 @@ impl Authenticator {
                 user: None,
                 method: Method::Anonymous,
                 token_id: None,
+                limit: None,
             }),
             Credentials::Password { username, password } => {
                 self.password(realm, &username, password).await
             }
             Credentials::RefreshToken { username, token } => {
-                self.refresh_token(realm, username.as_deref(), &token).await
+                self.token(realm, TokenKind::Refresh, username.as_deref(), &token)
+                    .await
+            }
+            Credentials::AccessToken { username, token } => {
+                self.token(realm, TokenKind::Access, Some(&username), &token)
+                    .await
             }
         }
     }
 
-    async fn refresh_token(
+    /// A refresh or access token, found by the digest of its secret (no argon2 on this path).
+    async fn token(
         &self,
         realm: &Realm,
+        kind: TokenKind,
         username: Option<&str>,
-        token: &SecretString,
+        secret: &SecretString,
     ) -> Result<Principal, AuthnError> {
-        if !secret::looks_like(token.expose_secret(), REFRESH_TOKEN_PREFIX) {
-            return Err(AuthnError::Rejected("malformed refresh token"));
+        let (prefix, method) = match kind {
+            TokenKind::Refresh => (REFRESH_TOKEN_PREFIX, Method::RefreshToken),
+            TokenKind::Access => (ACCESS_TOKEN_PREFIX, Method::AccessToken),
+        };
+        if !secret::looks_like(secret.expose_secret(), prefix) {
+            return Err(AuthnError::Rejected("malformed token"));
         }
         let found = self
             .store
-            .find_token(&realm.name, TokenKind::Refresh, &secret::sha256_hex(token))
+            .find_token(&realm.name, kind, &secret::sha256_hex(secret))
             .await?;
         let Some((token, user)) = found else {
-            return Err(AuthnError::Rejected("unknown refresh token"));
+            return Err(AuthnError::Rejected("unknown token"));
         };
         let now = unix_now();
         let last_active = token.last_used_at.unwrap_or(token.created_at);
         let refusal = if token.revoked_at.is_some() {
-            Some("refresh token revoked")
+            Some("token revoked")
         } else if token.expires_at.is_some_and(|at| at <= now) {
-            Some("refresh token expired")
-        } else if last_active + self.refresh_idle_secs <= now {
+            Some("token expired")
+        } else if kind == TokenKind::Refresh && last_active + self.refresh_idle_secs <= now {
             Some("refresh token idle too long")
         } else if user.disabled {
             Some("user disabled")
         } else if username.is_some_and(|name| name != user.username.as_str()) {
-            Some("refresh token of another user")
+            Some("token of another user")
         } else {
             None
         };
         if let Some(reason) = refusal {
             return Err(AuthnError::Rejected(reason));
         }
+        let limit = match &token.scopes {
+            Some(scopes) => {
+                Some(Arc::new(scope_limit(scopes).map_err(|_| {
+                    AuthnError::Rejected("token scopes no longer valid")
+                })?))
+            }
+            None => None,
+        };
         self.store.touch_token(&token.id, now).await?;
-        self.principal(user, Method::RefreshToken, Some(token.id))
-            .await
+        let mut principal = self.principal(user, method, Some(token.id)).await?;
+        principal.limit = limit;
+        Ok(principal)
     }
 
     /// The principal of an authenticated user, with their groups.
@@ -230,6 +270,7 @@ impl Authenticator {
             }),
             method,
             token_id,
+            limit: None,
         })
     }
 
@@ -257,3 +298,43 @@ impl Authenticator {
         self.principal(user, Method::Password, None).await
     }
 }
+
+/// An access token's scopes (`repository:team/**:pull`, space-separated; the name is a policy
+/// pattern) as a policy granting exactly them to anyone: what such a token may reach at most.
+pub fn scope_limit(scopes: &str) -> Result<Policy, ScopeLimitError> {
+    let rules = scopes
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(|scope| {
+            let shape = || ScopeLimitError::Shape(scope.chars().take(80).collect());
+            let (resource, rest) = scope.split_once(':').ok_or_else(shape)?;
+            let (name, actions) = rest.rsplit_once(':').ok_or_else(shape)?;
+            let actions: Vec<&str> = actions.split(',').collect();
+            Rule::parse(&RuleText {
+                subject: ANY_SUBJECT,
+                resource,
+                name,
+                actions: &actions,
+                effect: ALLOW,
+            })
+            .map_err(|error| ScopeLimitError::Rule {
+                scope: scope.to_owned(),
+                error,
+            })
+        })
+        .collect::<Result<Vec<Rule>, ScopeLimitError>>()?;
+    Ok(Policy::new(Evaluation::Union, rules))
+}
+
+/// An access token scope that is not `type:pattern:actions` with a valid pattern and actions.
+#[derive(Debug, thiserror::Error)]
+pub enum ScopeLimitError {
+    #[error("scope {0:?}: expected type:name-pattern:actions, e.g. repository:team/**:pull")]
+    Shape(String),
+    #[error("scope {scope:?}: {error}")]
+    Rule { scope: String, error: RuleError },
+}
+
+/// The subject and effect of the rules [`scope_limit`] builds.
+const ANY_SUBJECT: &str = "any";
+const ALLOW: &str = "allow";

@@ -1,6 +1,6 @@
 //! Authorization: a pure function of (policy, principal, requested scopes) to the granted scopes,
 //! always a subset of what was asked, plus the rules that decided it for the audit log. Realm
-//! admins are members of the policy's admin group.
+//! admins are members of the policy's admin group; an access token's scopes cap what it can get.
 
 use crate::authn::Principal;
 use crate::policy::{Policy, Subject};
@@ -24,7 +24,19 @@ pub fn authorize(policy: &Policy, principal: &Principal, requested: &[Scope]) ->
         granted: Vec::new(),
         rules: Vec::new(),
     };
-    for scope in requested {
+    for requested in requested {
+        // An access token narrows the request to its own scopes before the policy decides.
+        let limited;
+        let scope = match &principal.limit {
+            Some(limit) => match limit.decide(&subject, requested).into_granted() {
+                Some(within) => {
+                    limited = within;
+                    &limited
+                }
+                None => continue,
+            },
+            None => requested,
+        };
         let decision = policy.decide(&subject, scope);
         for rule in decision.rules() {
             let rule = rule.to_string();
@@ -54,6 +66,7 @@ mod tests {
             }),
             method: Method::Password,
             token_id: None,
+            limit: None,
         }
     }
 
@@ -107,11 +120,37 @@ mod tests {
     }
 
     #[test]
+    fn an_access_token_gets_the_policy_intersected_with_its_scopes() {
+        let mut alice = user("alice", &[]);
+        alice.limit = Some(std::sync::Arc::new(
+            crate::authn::scope_limit("repository:alice/ci/**:pull,push repository:team/**:pull")
+                .unwrap(),
+        ));
+        assert_eq!(
+            granted(&alice, "repository:alice/ci/app:pull,push,delete"),
+            ["repository:alice/ci/app:pull,push"]
+        );
+        assert!(
+            granted(&alice, "repository:alice/other:pull").is_empty(),
+            "outside the token"
+        );
+        assert!(
+            granted(&alice, "repository:team/app:pull").is_empty(),
+            "outside the policy"
+        );
+        assert!(
+            granted(&alice, "repository:alice/ci/app:*").is_empty(),
+            "* is more than the token"
+        );
+    }
+
+    #[test]
     fn anonymous_gets_nothing_and_deciding_rules_are_named() {
         let anonymous = Principal {
             user: None,
             method: Method::Anonymous,
             token_id: None,
+            limit: None,
         };
         assert!(granted(&anonymous, "repository:library/alpine:pull").is_empty());
         let policy = Policy::default_policy();

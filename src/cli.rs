@@ -8,17 +8,20 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::authn::scope_limit;
 use crate::config::{Settings, CONFIG_FILE_ENV};
-use crate::domain::{GroupName, RealmName, Username};
+use crate::domain::{GroupName, RealmName, TokenName, Username};
 use crate::keys::RealmKeys;
 use crate::password::{Hasher, MAX_PASSWORD_LEN};
 use crate::policies;
 use crate::policy::{Subject, ADMIN_GROUP};
 use crate::realm::{self, Realms, DEFAULT_REALM};
 use crate::scope;
-use crate::secret::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
+use crate::secret::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::startup::Application;
-use crate::store::{unix_now, GrantRecord, RealmRecord, Role, Store, UserKind};
+use crate::store::{
+    unix_now, GrantRecord, NewToken, RealmRecord, Role, Store, TokenKind, UserKind,
+};
 use crate::token::{DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
 
 /// A Docker Registry v2 token service.
@@ -249,6 +252,24 @@ pub enum PolicyCommand {
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
+    /// Create an access token for a user or robot; its secret is printed once.
+    Create {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// The owner.
+        #[arg(long)]
+        user: Username,
+        /// A label, unique among the owner's tokens.
+        #[arg(long)]
+        name: TokenName,
+        /// What the token may reach at most, e.g. 'repository:team/**:pull'; repeat for several.
+        /// Without any, it reaches what its owner may.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime: a number with d, h, m or s (30d, 12h). Without it, the token never expires.
+        #[arg(long, value_parser = parse_lifetime)]
+        expires: Option<i64>,
+    },
     /// List tokens (never their secrets).
     List {
         #[command(flatten)]
@@ -636,6 +657,40 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
                 );
             }
         }
+        TokenCommand::Create {
+            realm,
+            user,
+            name,
+            scopes,
+            expires,
+        } => {
+            let owner = store
+                .find_user(&realm.realm, &user)
+                .await?
+                .with_context(|| format!("user {user} does not exist in realm {}", realm.realm))?;
+            let scopes = scopes.join(" ");
+            if !scopes.is_empty() {
+                scope_limit(&scopes)?;
+            }
+            let minted = secret::mint(ACCESS_TOKEN_PREFIX)?;
+            store
+                .insert_token(&NewToken {
+                    id: &minted.id,
+                    kind: TokenKind::Access,
+                    user_id: owner.id,
+                    secret_sha256: &minted.sha256,
+                    name: Some(name.as_str()),
+                    client_id: None,
+                    scopes: (!scopes.is_empty()).then_some(scopes.as_str()),
+                    expires_at: expires.map(|secs| unix_now() + secs),
+                })
+                .await?;
+            eprintln!(
+                "access token {} ({name}) created for {user}; it is shown only now:",
+                minted.id
+            );
+            println!("{}", minted.secret.expose_secret());
+        }
         TokenCommand::Revoke {
             realm, id, user, ..
         } => match (id, user) {
@@ -651,6 +706,23 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
         },
     }
     Ok(())
+}
+
+/// `30d`, `12h`, `45m`, `90s` as seconds.
+fn parse_lifetime(text: &str) -> Result<i64, String> {
+    let split = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at(split);
+    let unit_secs = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err("use a number with d, h, m or s, e.g. 30d".into()),
+    };
+    match number.parse::<i64>() {
+        Ok(n) if n > 0 => n.checked_mul(unit_secs).ok_or_else(|| "too long".into()),
+        _ => Err("use a positive number with d, h, m or s, e.g. 30d".into()),
+    }
 }
 
 /// A Unix time as an RFC 3339 date, `-` when absent.

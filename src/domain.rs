@@ -1,5 +1,5 @@
-//! Names that are checked once at the edge and trusted everywhere after: [`Username`], [`GroupName`]
-//! and [`RealmName`].
+//! Names that are checked once at the edge and trusted everywhere after: [`Username`], [`GroupName`],
+//! [`TokenName`] and [`RealmName`].
 //! User and realm names are also path components (personal namespaces, `keys/<realm>/`), hence
 //! the strict alphabets.
 
@@ -91,6 +91,12 @@ name_type!(
     /// A group's name: same alphabet as [`Username`].
     GroupName,
     "group name",
+    MAX_USERNAME_LEN
+);
+name_type!(
+    /// An access token's label, unique per user: same alphabet as [`Username`].
+    TokenName,
+    "token name",
     MAX_USERNAME_LEN
 );
 name_type!(

@@ -497,3 +497,72 @@ fn groups_share_namespaces_and_public_repositories_allow_anonymous_pulls() {
     let refused = inspect(None, "team/app");
     assert!(!refused.status.success(), "{}", describe(&refused));
 }
+
+/// Access tokens from `portcullis token create`: containerd pulls with one, a robot pushes inside its
+/// token's scope and is denied outside it, and a revoked token stops working.
+#[test]
+fn access_tokens_for_containerd_and_a_robot() {
+    let s = setup();
+    let p = &s.portcullis;
+    succeeded(&s.push("alice:alice-pw", "alice/app").0, &s);
+    let alice_token = p
+        .cli_ok(
+            &["token", "create", "--user", "alice", "--name", "laptop"],
+            "",
+        )
+        .trim()
+        .to_owned();
+    assert!(alice_token.starts_with("pcat_"), "{alice_token}");
+    let containerd = Containerd::start();
+    let image = format!("{}/alice/app:v1", s.registry.host());
+    let pulled = containerd.ctr(&[
+        "images",
+        "pull",
+        "--plain-http",
+        "--user",
+        &format!("alice:{alice_token}"),
+        &image,
+    ]);
+    succeeded(&pulled, &s);
+
+    p.cli_ok(&["user", "add", "ci-bot", "--robot"], "");
+    let robot_token = p
+        .cli_ok(
+            &[
+                "token",
+                "create",
+                "--user",
+                "ci-bot",
+                "--name",
+                "deploy",
+                "--scope",
+                "repository:ci-bot/allowed/**:pull,push",
+                "--expires",
+                "1d",
+            ],
+            "",
+        )
+        .trim()
+        .to_owned();
+    let creds = format!("ci-bot:{robot_token}");
+    succeeded(&s.push(&creds, "ci-bot/allowed/app").0, &s);
+    failed_with(&s.push(&creds, "ci-bot/other").0, "denied");
+    failed_with(
+        &s.push("ci-bot:any-password", "ci-bot/allowed/two").0,
+        "unauthorized",
+    );
+
+    let listed = p.cli_ok(&["token", "list", "--user", "ci-bot"], "");
+    assert!(
+        !listed.contains(&robot_token[5..]),
+        "listing shows no secret:\n{listed}"
+    );
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    p.cli_ok(&["token", "revoke", &id], "");
+    failed_with(&s.push(&creds, "ci-bot/allowed/three").0, "unauthorized");
+}

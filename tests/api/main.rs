@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod access_tokens;
 mod errors;
 mod keys;
 mod policy;
