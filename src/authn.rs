@@ -9,10 +9,13 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::TokenSettings;
 use crate::domain::Username;
+use crate::munge::MungeError;
+use crate::munge_door::{self, MungeDoors, Payload, RealmDoor};
 use crate::password::{PasswordError, Verifier, MAX_PASSWORD_LEN};
 use crate::policy::ADMIN_GROUP;
 use crate::policy::{Evaluation, Policy, Rule, RuleError, RuleText};
 use crate::realm::Realm;
+use crate::scope::{self, Scope};
 use crate::secret::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::store::{unix_now, Role, Store, StoreError, TokenKind, UserRecord};
 
@@ -39,13 +42,19 @@ pub enum Credentials {
         username: String,
         token: SecretString,
     },
+    /// A MUNGE credential (armored), from an image gateway or a cluster node.
+    Munge { credential: SecretString },
 }
 
 impl Credentials {
     /// Classifies a user name and secret (from Basic or the password grant): an empty user name or
     /// a secret shaped like one of our refresh tokens is a refresh token; anything else a password.
     pub fn from_user_and_secret(username: String, secret: SecretString) -> Credentials {
-        if username.is_empty() {
+        if let Some(credential) = munge_door::armored(secret.expose_secret()) {
+            Credentials::Munge {
+                credential: SecretString::from(credential),
+            }
+        } else if username.is_empty() {
             Credentials::RefreshToken {
                 username: None,
                 token: secret,
@@ -75,13 +84,16 @@ impl Credentials {
             Credentials::Password { .. } => Method::Password,
             Credentials::RefreshToken { .. } => Method::RefreshToken,
             Credentials::AccessToken { .. } => Method::AccessToken,
+            Credentials::Munge { .. } => Method::Munge,
         }
     }
 
     /// The user name the caller claims (not yet proven), `""` when none.
     pub fn claimed_user(&self) -> &str {
         match self {
-            Credentials::Anonymous | Credentials::RefreshToken { username: None, .. } => "",
+            Credentials::Anonymous
+            | Credentials::Munge { .. }
+            | Credentials::RefreshToken { username: None, .. } => "",
             Credentials::Password { username, .. }
             | Credentials::AccessToken { username, .. }
             | Credentials::RefreshToken {
@@ -99,6 +111,7 @@ pub enum Method {
     Password,
     RefreshToken,
     AccessToken,
+    Munge,
 }
 
 impl Method {
@@ -109,8 +122,15 @@ impl Method {
             Method::Password => "password",
             Method::RefreshToken => "refresh_token",
             Method::AccessToken => "access_token",
+            Method::Munge => "munge",
         }
     }
+}
+
+/// The use a request asks for, which a MUNGE credential may be bound to.
+pub struct Binding<'a> {
+    pub service: &'a str,
+    pub scopes: &'a [Scope],
 }
 
 /// An authenticated user.
@@ -131,6 +151,8 @@ pub struct Principal {
     pub token_id: Option<String>,
     /// An access token's scopes: what the caller may ask for at most, whatever the policy allows.
     pub limit: Option<Arc<Policy>>,
+    /// The MUNGE platform the credential came from.
+    pub platform: Option<String>,
 }
 
 impl Principal {
@@ -158,14 +180,21 @@ pub struct Authenticator {
     store: Store,
     verifier: Verifier,
     refresh_idle_secs: i64,
+    doors: Arc<MungeDoors>,
 }
 
 impl Authenticator {
-    pub fn new(store: Store, verifier: Verifier, tokens: &TokenSettings) -> Authenticator {
+    pub fn new(
+        store: Store,
+        verifier: Verifier,
+        tokens: &TokenSettings,
+        doors: Arc<MungeDoors>,
+    ) -> Authenticator {
         Authenticator {
             store,
             verifier,
             refresh_idle_secs: i64::from(tokens.refresh_idle_days) * SECS_PER_DAY,
+            doors,
         }
     }
 
@@ -175,6 +204,7 @@ impl Authenticator {
         &self,
         realm: &Realm,
         credentials: Credentials,
+        binding: &Binding<'_>,
     ) -> Result<Principal, AuthnError> {
         match credentials {
             Credentials::Anonymous => Ok(Principal {
@@ -182,7 +212,9 @@ impl Authenticator {
                 method: Method::Anonymous,
                 token_id: None,
                 limit: None,
+                platform: None,
             }),
+            Credentials::Munge { credential } => self.munge(realm, &credential, binding).await,
             Credentials::Password { username, password } => {
                 self.password(realm, &username, password).await
             }
@@ -194,6 +226,113 @@ impl Authenticator {
                 self.token(realm, TokenKind::Access, Some(&username), &token)
                     .await
             }
+        }
+    }
+
+    /// A MUNGE credential: decoded with the realm's platform keys, used once, then either its uid
+    /// (empty payload) is mapped to a user, or our `authorized_locations` entry is checked exactly as
+    /// Basic credentials would be.
+    async fn munge(
+        &self,
+        realm: &Realm,
+        credential: &SecretString,
+        binding: &Binding<'_>,
+    ) -> Result<Principal, AuthnError> {
+        let Some(door) = self.doors.realm(&realm.name) else {
+            return Err(AuthnError::Rejected("munge: not accepted in this realm"));
+        };
+        let now = unix_now();
+        let decoded = door
+            .decode(
+                credential.expose_secret(),
+                u64::try_from(now).unwrap_or_default(),
+            )
+            .map_err(|error| AuthnError::Rejected(munge_reason(&error)))?;
+        let replay_key = data_encoding::HEXLOWER.encode(&decoded.replay_key());
+        let expires_at = i64::try_from(decoded.expires_at()).unwrap_or(i64::MAX);
+        if !self
+            .store
+            .record_munge_use(&replay_key, expires_at, now)
+            .await?
+        {
+            return Err(AuthnError::Rejected("munge: credential replayed"));
+        }
+        let platform = decoded.platform().to_owned();
+        let mut principal = if decoded.payload().is_empty() {
+            let user = self
+                .store
+                .munge_user(&realm.name, &platform, decoded.uid())
+                .await?;
+            let Some(user) = user else {
+                tracing::warn!(target: "audit", platform = %platform, uid = decoded.uid(), "munge: unmapped uid");
+                return Err(AuthnError::Rejected("munge: unmapped uid"));
+            };
+            if user.disabled {
+                return Err(AuthnError::Rejected("user disabled"));
+            }
+            self.principal(user, Method::Munge, None).await?
+        } else {
+            self.munge_payload(realm, door, decoded.payload(), binding)
+                .await?
+        };
+        principal.method = Method::Munge;
+        principal.platform = Some(platform);
+        Ok(principal)
+    }
+
+    /// A privileged credential's payload: bound to this use if it says so, carrying our location's
+    /// `user:password` (split at the first colon; passwords may hold colons).
+    async fn munge_payload(
+        &self,
+        realm: &Realm,
+        door: &RealmDoor,
+        payload: &[u8],
+        binding: &Binding<'_>,
+    ) -> Result<Principal, AuthnError> {
+        let payload: Payload = serde_json::from_slice(payload)
+            .map_err(|_| AuthnError::Rejected("munge: payload is not the gateway's JSON"))?;
+        if payload
+            .service
+            .as_deref()
+            .is_some_and(|service| service != binding.service)
+        {
+            return Err(AuthnError::Rejected(
+                "munge: credential bound to another service",
+            ));
+        }
+        if let Some(scope) = &payload.scope {
+            let bound = scope::parse_all([scope.as_str()]).map_err(|_| {
+                AuthnError::Rejected("munge: credential bound to a malformed scope")
+            })?;
+            if bound != binding.scopes {
+                return Err(AuthnError::Rejected(
+                    "munge: credential bound to another scope",
+                ));
+            }
+        }
+        let entry = door
+            .choose(&payload.authorized_locations)
+            .ok_or(AuthnError::Rejected(
+                "munge: no authorized location for this registry",
+            ))?;
+        let (username, secret) = entry.split_once(':').ok_or(AuthnError::Rejected(
+            "munge: location entry is not user:password",
+        ))?;
+        match Credentials::from_user_and_secret(username.to_owned(), SecretString::from(secret)) {
+            Credentials::Password { username, password } => {
+                self.password(realm, &username, password).await
+            }
+            Credentials::AccessToken { username, token } => {
+                self.token(realm, TokenKind::Access, Some(&username), &token)
+                    .await
+            }
+            Credentials::RefreshToken { username, token } => {
+                self.token(realm, TokenKind::Refresh, username.as_deref(), &token)
+                    .await
+            }
+            Credentials::Anonymous | Credentials::Munge { .. } => Err(AuthnError::Rejected(
+                "munge: location entry holds no password",
+            )),
         }
     }
 
@@ -271,6 +410,7 @@ impl Authenticator {
             method,
             token_id,
             limit: None,
+            platform: None,
         })
     }
 
@@ -338,3 +478,21 @@ pub enum ScopeLimitError {
 /// The subject and effect of the rules [`scope_limit`] builds.
 const ANY_SUBJECT: &str = "any";
 const ALLOW: &str = "allow";
+
+/// The audit reason for a refused MUNGE credential, by munged's error.
+fn munge_reason(error: &MungeError) -> &'static str {
+    match error {
+        MungeError::Expired => "munge: credential expired",
+        MungeError::Rewound => "munge: credential rewound (encoded in the future)",
+        MungeError::Replayed => "munge: credential replayed",
+        MungeError::Unauthorized => "munge: credential restricted to another uid or gid",
+        MungeError::CredInvalid => "munge: invalid credential (no platform key verifies it)",
+        MungeError::BadVersion(_) => "munge: unsupported credential version",
+        MungeError::BadCipher(_) => "munge: unsupported cipher",
+        MungeError::BadMac { .. } => "munge: unsupported MAC",
+        MungeError::BadZip(_) => "munge: unsupported compression",
+        MungeError::BadArg | MungeError::BadLength(_) | MungeError::BadCred(_) => {
+            "munge: malformed credential"
+        }
+    }
+}

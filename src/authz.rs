@@ -67,6 +67,7 @@ mod tests {
             method: Method::Password,
             token_id: None,
             limit: None,
+            platform: None,
         }
     }
 
@@ -151,6 +152,7 @@ mod tests {
             method: Method::Anonymous,
             token_id: None,
             limit: None,
+            platform: None,
         };
         assert!(granted(&anonymous, "repository:library/alpine:pull").is_empty());
         let policy = Policy::default_policy();

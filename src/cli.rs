@@ -20,7 +20,7 @@ use crate::scope;
 use crate::secret::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::startup::Application;
 use crate::store::{
-    unix_now, GrantRecord, NewToken, RealmRecord, Role, Store, TokenKind, UserKind,
+    unix_now, GrantRecord, NewToken, RealmRecord, Role, Store, StoreError, TokenKind, UserKind,
 };
 use crate::token::{DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
 
@@ -56,6 +56,9 @@ pub enum Command {
     /// Explain decisions and check policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Map cluster uids to users for the MUNGE front door.
+    #[command(subcommand)]
+    Munge(MungeCommand),
     /// List and revoke refresh and access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -251,6 +254,40 @@ pub enum PolicyCommand {
 }
 
 #[derive(Subcommand)]
+pub enum MungeCommand {
+    /// Map a platform's uid to a user (credentials with an empty payload then act as that user).
+    Map {
+        #[command(flatten)]
+        realm: RealmArg,
+        #[arg(long)]
+        platform: String,
+        #[arg(long)]
+        uid: u32,
+        #[arg(long)]
+        user: Username,
+    },
+    /// Remove a uid's mapping.
+    Unmap {
+        #[command(flatten)]
+        realm: RealmArg,
+        #[arg(long)]
+        platform: String,
+        #[arg(long)]
+        uid: u32,
+    },
+    /// List the mappings.
+    List(RealmArg),
+    /// Map every uid of a passwd file whose name is an existing user.
+    ImportPasswd {
+        #[command(flatten)]
+        realm: RealmArg,
+        #[arg(long)]
+        platform: String,
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum TokenCommand {
     /// Create an access token for a user or robot; its secret is printed once.
     Create {
@@ -329,6 +366,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Group(command) => group_command(settings, command).await,
         Command::Grant(command) => grant_command(settings, command).await,
         Command::Policy(command) => policy_command(settings, command).await,
+        Command::Munge(command) => munge_command(settings, command).await,
         Command::Token(command) => token_command(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
         Command::RegistryConfig(arg) => {
@@ -622,6 +660,64 @@ async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::
             for scope in &scopes {
                 print!("{}", policy.decide(&subject, scope));
             }
+        }
+    }
+    Ok(())
+}
+
+async fn munge_command(settings: &Settings, command: MungeCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    match command {
+        MungeCommand::Map {
+            realm,
+            platform,
+            uid,
+            user,
+        } => {
+            store.munge_map(&realm.realm, &platform, uid, &user).await?;
+            println!("{platform} uid {uid} is {user}");
+        }
+        MungeCommand::Unmap {
+            realm,
+            platform,
+            uid,
+        } => {
+            store.munge_unmap(&realm.realm, &platform, uid).await?;
+            println!("{platform} uid {uid} unmapped");
+        }
+        MungeCommand::List(realm) => {
+            println!("{:<20} {:<10} USER", "PLATFORM", "UID");
+            for (platform, uid, user) in store.munge_mappings(&realm.realm).await? {
+                println!("{platform:<20} {uid:<10} {user}");
+            }
+        }
+        MungeCommand::ImportPasswd {
+            realm,
+            platform,
+            file,
+        } => {
+            let text =
+                std::fs::read_to_string(&file).with_context(|| file.display().to_string())?;
+            let (mut mapped, mut skipped) = (0, 0);
+            for (number, line) in text.lines().enumerate() {
+                let fields: Vec<&str> = line.split(':').collect();
+                let (Some(name), Some(uid)) = (fields.first(), fields.get(2)) else {
+                    continue;
+                };
+                let (Ok(user), Ok(uid)) = (Username::parse(name), uid.parse::<u32>()) else {
+                    skipped += 1;
+                    continue;
+                };
+                match store.munge_map(&realm.realm, &platform, uid, &user).await {
+                    Ok(()) => mapped += 1,
+                    Err(StoreError::NotFound(_)) => skipped += 1,
+                    Err(e) => return Err(anyhow::anyhow!("line {}: {e}", number + 1)),
+                }
+            }
+            println!(
+                "{mapped} uid(s) of {platform} mapped; {skipped} line(s) name no user of realm {}",
+                realm.realm
+            );
         }
     }
     Ok(())

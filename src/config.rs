@@ -39,6 +39,47 @@ pub struct RealmSettings {
     /// The realm's policy file (TOML); without one the shipped default policy applies. Reloaded
     /// when it changes and on SIGHUP.
     pub policy_file: Option<PathBuf>,
+    /// The MUNGE front door: accept credentials of these platforms (HPC image gateways).
+    pub munge: Option<MungeSettings>,
+}
+
+/// `[realms.NAME.munge]`: which clusters' MUNGE credentials this realm accepts and how.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MungeSettings {
+    /// The platforms (clusters), each with its munge key.
+    pub platforms: Vec<PlatformSettings>,
+    /// Names under which gateways list this realm's registry in `authorized_locations`.
+    pub locations: Vec<String>,
+    /// This realm is the gateway's default location: the `default` entry of
+    /// `authorized_locations` is used when no entry names one of `locations`.
+    pub default_location: bool,
+    /// Our uid, for credentials restricted with `munge -u`; unset: such credentials are refused.
+    pub service_uid: Option<u32>,
+    /// Our gid, for credentials restricted with `munge -g`; unset: such credentials are refused.
+    pub service_gid: Option<u32>,
+    /// Refuse credentials restricted to no uid or gid (they could be relayed from another service).
+    pub require_restriction: bool,
+}
+
+/// `[[realms.NAME.munge.platforms]]`: one cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSettings {
+    /// The platform's name, in mappings (`portcullis munge map --platform`) and audit events.
+    pub name: String,
+    /// The cluster's munge key file (at least 32 bytes, not readable by group or others).
+    pub key_file: PathBuf,
+    /// Largest credential lifetime honoured, in seconds (munged's maximum, 3600, by default).
+    #[serde(default = "default_max_ttl_secs")]
+    pub max_ttl_secs: u32,
+    /// Extra seconds of clock difference allowed at both ends of a credential's window.
+    #[serde(default)]
+    pub clock_skew_secs: u32,
+}
+
+fn default_max_ttl_secs() -> u32 {
+    crate::munge::MAX_TTL_SECS
 }
 
 /// `[server]`: where to listen and how clients reach us.

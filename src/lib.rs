@@ -9,6 +9,7 @@ pub mod domain;
 pub mod http;
 pub mod keys;
 pub mod munge;
+pub mod munge_door;
 pub mod password;
 pub mod policies;
 pub mod policy;

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
 
-use crate::authn::{Authenticator, AuthnError, Credentials, Method, Principal, User, SECS_PER_DAY};
+use crate::authn::{
+    Authenticator, AuthnError, Binding, Credentials, Method, Principal, User, SECS_PER_DAY,
+};
 use crate::authz::{self, Authorization};
 use crate::config::TokenSettings;
 use crate::domain::MAX_USERNAME_LEN;
@@ -107,7 +109,15 @@ impl TokenService {
             .chars()
             .take(MAX_USERNAME_LEN)
             .collect();
-        let principal = match self.authenticator.authenticate(realm, credentials).await {
+        let binding = Binding {
+            service: &service,
+            scopes: &scopes,
+        };
+        let principal = match self
+            .authenticator
+            .authenticate(realm, credentials, &binding)
+            .await
+        {
             Ok(principal) => principal,
             Err(AuthnError::Rejected(reason)) => {
                 audit.refused(method_attempted, &attempted_user, reason);
@@ -208,6 +218,7 @@ impl Audit<'_> {
             service = self.service,
             method = principal.method.as_str(),
             token_id = principal.token_id.as_deref().unwrap_or(""),
+            platform = principal.platform.as_deref().unwrap_or(""),
             subject = principal.subject(),
             requested = %join(self.requested),
             granted = %join(granted),

@@ -15,6 +15,7 @@ use tracing_actix_web::TracingLogger;
 use crate::authn::Authenticator;
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::munge_door::{DoorError, MungeDoors};
 use crate::password::{Hasher, PasswordError, Verifier};
 use crate::policies::{Policies, PoliciesError};
 use crate::realm::{self, Realm, RealmError, Realms};
@@ -37,6 +38,8 @@ pub enum StartError {
     Tls(String),
     #[error(transparent)]
     Policy(#[from] PoliciesError),
+    #[error(transparent)]
+    Munge(#[from] DoorError),
 }
 
 /// A bound, ready-to-run server.
@@ -73,12 +76,13 @@ impl Application {
         let policies = Arc::new(Policies::new(store.clone(), settings.policy_files()));
         policies.check_files()?;
         reload_policies_on_sighup(policies.clone());
+        let doors = Arc::new(MungeDoors::load(settings)?);
         let hasher = Hasher::new(&settings.passwords)?;
         let verifier = Verifier::new(&hasher, settings.password_check_slots())?;
         let state = web::Data::new(AppState {
             realms,
             tokens: TokenService::new(
-                Authenticator::new(store.clone(), verifier, &settings.tokens),
+                Authenticator::new(store.clone(), verifier, &settings.tokens, doors),
                 &settings.tokens,
                 store.clone(),
                 policies.clone(),

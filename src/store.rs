@@ -745,6 +745,121 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// Maps a platform's uid to a user (replacing an earlier mapping of that uid).
+    pub async fn munge_map(
+        &self,
+        realm: &RealmName,
+        platform: &str,
+        uid: u32,
+        username: &Username,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO munge_mappings (realm, platform, uid, user_id) \
+             SELECT $1, $2, $3, id FROM users WHERE realm = $1 AND username = $4 \
+             ON CONFLICT (realm, platform, uid) DO UPDATE SET user_id = excluded.user_id",
+        )
+        .bind(realm.as_str())
+        .bind(platform)
+        .bind(i64::from(uid))
+        .bind(username.as_str())
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "user {username} in realm {realm}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Removes a uid's mapping.
+    pub async fn munge_unmap(
+        &self,
+        realm: &RealmName,
+        platform: &str,
+        uid: u32,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "DELETE FROM munge_mappings WHERE realm = $1 AND platform = $2 AND uid = $3",
+        )
+        .bind(realm.as_str())
+        .bind(platform)
+        .bind(i64::from(uid))
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "mapping of uid {uid} on {platform}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every mapping of a realm: (platform, uid, user name).
+    pub async fn munge_mappings(
+        &self,
+        realm: &RealmName,
+    ) -> Result<Vec<(String, i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.platform, m.uid, u.username FROM munge_mappings m JOIN users u ON u.id = m.user_id \
+             WHERE m.realm = $1 ORDER BY m.platform, m.uid",
+        )
+        .bind(realm.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("platform")?,
+                    row.try_get("uid")?,
+                    row.try_get("username")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The user a platform's uid is mapped to.
+    pub async fn munge_user(
+        &self,
+        realm: &RealmName,
+        platform: &str,
+        uid: u32,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.realm, u.username, u.password_hash, u.role, u.disabled_at, u.kind, u.created_at \
+             FROM munge_mappings m JOIN users u ON u.id = m.user_id \
+             WHERE m.realm = $1 AND m.platform = $2 AND m.uid = $3",
+        )
+        .bind(realm.as_str())
+        .bind(platform)
+        .bind(i64::from(uid))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Records a credential's use; false when it was used before (a replay). Expired records are
+    /// purged on the way, as no replay of them can succeed.
+    pub async fn record_munge_use(
+        &self,
+        replay_key: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM munge_replays WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        let result = sqlx::query(
+            "INSERT INTO munge_replays (replay_key, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(replay_key)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     async fn require_realm(&self, realm: &RealmName) -> Result<(), StoreError> {
         match self.find_realm(realm).await? {
             Some(_) => Ok(()),

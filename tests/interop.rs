@@ -3,6 +3,9 @@
 //! Nothing is mocked: every token the registry sees was issued by a `portcullis serve` process.
 
 mod common;
+#[path = "munge/support/mod.rs"]
+#[allow(dead_code)] // the decoder tests use the rest of this support module
+mod munged;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,7 +28,10 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let portcullis = Portcullis::start();
+    setup_with(Portcullis::start())
+}
+
+fn setup_with(portcullis: Portcullis) -> Setup {
     portcullis.add_user("alice", "alice-pw", false);
     portcullis.add_user("bob", "bob-pw", false);
     portcullis.add_user("root", "root-pw", true);
@@ -565,4 +571,60 @@ fn access_tokens_for_containerd_and_a_robot() {
         .to_owned();
     p.cli_ok(&["token", "revoke", &id], "");
     failed_with(&s.push(&creds, "ci-bot/allowed/three").0, "unauthorized");
+}
+
+/// A cluster user's MUNGE credential (empty payload, uid mapped to alice) gets a token that pulls
+/// alice's image from the real registry.
+#[test]
+fn a_munge_credential_pulls_from_the_registry() {
+    let munged = munged::Munged::start(&[]);
+    let config = format!(
+        "[realms.default.munge]\nlocations = [\"registry.example.org\"]\n\
+         [[realms.default.munge.platforms]]\nname = \"cluster\"\nkey_file = \"{}\"\n",
+        munged.key_path().display()
+    );
+    let s = setup_with(Portcullis::start_with_config(&config));
+    succeeded(&s.push("alice:alice-pw", "alice/app").0, &s);
+    s.portcullis.cli_ok(
+        &[
+            "munge",
+            "map",
+            "--platform",
+            "cluster",
+            "--uid",
+            "0",
+            "--user",
+            "alice",
+        ],
+        "",
+    );
+    let credential = munged.encode(&[], b"").trim().to_owned();
+    let token_url = format!(
+        "{}/auth/realms/default/protocol/docker-v2/auth?service=registry&scope=repository:alice/app:pull",
+        s.portcullis.url()
+    );
+    let header = format!("authentication: {credential}");
+    let token = run("curl", &["-sf", "-H", &header, &token_url]);
+    succeeded(&token, &s);
+    let token: Value = serde_json::from_slice(&token.stdout).unwrap();
+    let jwt = token["token"].as_str().unwrap();
+    assert_eq!(bearer_status(&s, jwt, "/v2/alice/app/tags/list"), "200");
+    let replay = run(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &header,
+            &token_url,
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&replay.stdout), "401", "replayed");
+    assert!(
+        s.portcullis.log().contains("munge"),
+        "audit names the method"
+    );
 }

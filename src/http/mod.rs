@@ -82,7 +82,7 @@ async fn token_get(
     let realm = find_realm(&state, &realm).await?;
     let parsed = request::from_query(
         request.query_string(),
-        request.headers().get(header::AUTHORIZATION),
+        credential_headers(&request),
         client_addr(&request),
     )?;
     let issued = state
@@ -103,6 +103,7 @@ async fn token_post(
     let body = read_body(body, state.max_body_bytes).await?;
     let parsed = request::from_form(
         request.headers().get(header::CONTENT_TYPE),
+        credential_headers(&request),
         &body,
         client_addr(&request),
     )?;
@@ -177,6 +178,13 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+fn credential_headers(request: &HttpRequest) -> request::CredentialHeaders<'_> {
+    request::CredentialHeaders {
+        authorization: request.headers().get(header::AUTHORIZATION),
+        authentication: request.headers().get(request::MUNGE_HEADER),
+    }
 }
 
 fn client_addr(request: &HttpRequest) -> String {

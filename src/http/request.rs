@@ -8,6 +8,7 @@ use secrecy::SecretString;
 
 use super::error::ApiError;
 use crate::authn::Credentials;
+use crate::munge_door;
 use crate::scope;
 use crate::service::TokenRequest;
 
@@ -88,7 +89,7 @@ impl Params {
 /// credentials from HTTP Basic (none: anonymous).
 pub fn from_query(
     query: &str,
-    authorization: Option<&HeaderValue>,
+    headers: CredentialHeaders<'_>,
     client_addr: String,
 ) -> Result<TokenRequest, ApiError> {
     let params = Params::parse(query.as_bytes())?;
@@ -97,9 +98,10 @@ pub fn from_query(
     let client_id = params.single("client_id")?.map(str::to_owned);
     let account = params.single("account")?;
     let offline = params.single("offline_token")? == Some(OFFLINE_TOKEN_TRUE);
-    let credentials = match authorization {
-        None => Credentials::Anonymous,
-        Some(value) => basic_credentials(value)?,
+    let credentials = match (headers.munge()?, headers.authorization) {
+        (Some(munge), _) => munge,
+        (None, None) => Credentials::Anonymous,
+        (None, Some(value)) => basic_credentials(value)?,
     };
     let claimed = credentials.claimed_user();
     if account.is_some_and(|account| !claimed.is_empty() && account != claimed) {
@@ -123,6 +125,7 @@ pub fn from_query(
 /// 400 `unsupported_grant_type`, never 403/405, which containerd treats as fatal.
 pub fn from_form(
     content_type: Option<&HeaderValue>,
+    headers: CredentialHeaders<'_>,
     body: &[u8],
     client_addr: String,
 ) -> Result<TokenRequest, ApiError> {
@@ -150,7 +153,9 @@ pub fn from_form(
     let service = params.required("service")?.to_owned();
     let scopes = params.scopes()?;
     let offline = params.single("access_type")? == Some(ACCESS_TYPE_OFFLINE);
-    let credentials = if grant_type == GRANT_PASSWORD {
+    let credentials = if let Some(munge) = headers.munge()? {
+        munge
+    } else if grant_type == GRANT_PASSWORD {
         let username = params.required("username")?.to_owned();
         let password = params
             .single("password")?
@@ -172,7 +177,39 @@ pub fn from_form(
     })
 }
 
-/// `Basic base64(user:password)`; the password may contain colons, the user name may not.
+/// The headers that may carry credentials: `Authorization` (Basic) and the image gateways'
+/// `authentication` (a MUNGE credential), which wins when both are present.
+#[derive(Clone, Copy, Default)]
+pub struct CredentialHeaders<'a> {
+    pub authorization: Option<&'a HeaderValue>,
+    pub authentication: Option<&'a HeaderValue>,
+}
+
+impl CredentialHeaders<'_> {
+    fn munge(&self) -> Result<Option<Credentials>, ApiError> {
+        let Some(value) = self.authentication else {
+            return Ok(None);
+        };
+        let credential = value
+            .to_str()
+            .ok()
+            .and_then(munge_door::armored)
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(
+                    "malformed authentication header: expected a MUNGE credential".into(),
+                )
+            })?;
+        Ok(Some(Credentials::Munge {
+            credential: SecretString::from(credential),
+        }))
+    }
+}
+
+/// The header gateways carry MUNGE credentials in.
+pub const MUNGE_HEADER: &str = "authentication";
+
+/// `Basic base64(user:password)`; the password may contain colons, the user name may not. Also
+/// `Basic b'base64'`, the Python bytes literal Shifter's code writes.
 fn basic_credentials(value: &HeaderValue) -> Result<Credentials, ApiError> {
     let malformed =
         |what: &str| ApiError::InvalidRequest(format!("malformed Authorization header: {what}"));
@@ -184,8 +221,13 @@ fn basic_credentials(value: &HeaderValue) -> Result<Credentials, ApiError> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(malformed("only the Basic scheme is accepted"));
     }
+    let encoded = encoded.trim();
+    let encoded = encoded
+        .strip_prefix("b'")
+        .and_then(|e| e.strip_suffix('\''))
+        .unwrap_or(encoded);
     let decoded = STANDARD
-        .decode(encoded.trim())
+        .decode(encoded)
         .map_err(|_| malformed("credentials are not base64"))?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed("credentials are not UTF-8"))?;
     let (username, password) = decoded
@@ -205,6 +247,13 @@ mod tests {
         HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(user_pass))).unwrap()
     }
 
+    fn with_basic(header: &HeaderValue) -> CredentialHeaders<'_> {
+        CredentialHeaders {
+            authorization: Some(header),
+            authentication: None,
+        }
+    }
+
     fn error(result: Result<TokenRequest, ApiError>) -> String {
         result.err().expect("an error").to_string()
     }
@@ -214,7 +263,7 @@ mod tests {
         let header = basic("alice:pa:ss");
         let request = from_query(
             "account=alice&client_id=docker&offline_token=true&service=registry&scope=repository%3Aa%2Fb%3Apull+repository%3Ac%3Apush&scope=repository:a/b:push",
-            Some(&header),
+            with_basic(&header),
             "127.0.0.1".into(),
         )
         .unwrap();
@@ -235,29 +284,44 @@ mod tests {
 
     #[test]
     fn get_errors() {
-        assert!(
-            error(from_query("scope=repository:a:pull", None, String::new())).contains("service")
-        );
-        assert!(error(from_query("service=r&service=s", None, String::new())).contains("repeated"));
-        assert!(
-            error(from_query("service=r&scope=nonsense", None, String::new()))
-                .contains("malformed scope")
-        );
+        assert!(error(from_query(
+            "scope=repository:a:pull",
+            CredentialHeaders::default(),
+            String::new()
+        ))
+        .contains("service"));
+        assert!(error(from_query(
+            "service=r&service=s",
+            CredentialHeaders::default(),
+            String::new()
+        ))
+        .contains("repeated"));
+        assert!(error(from_query(
+            "service=r&scope=nonsense",
+            CredentialHeaders::default(),
+            String::new()
+        ))
+        .contains("malformed scope"));
         let header = basic("alice:pw");
         assert!(error(from_query(
             "service=r&account=bob",
-            Some(&header),
+            with_basic(&header),
             String::new()
         ))
         .contains("account"));
         let long = format!("service=r&scope={}", "a".repeat(MAX_PARAM_LEN + 1));
-        assert!(error(from_query(&long, None, String::new())).contains("longer than"));
+        assert!(error(from_query(
+            &long,
+            CredentialHeaders::default(),
+            String::new()
+        ))
+        .contains("longer than"));
         let many: Vec<String> = (0..MAX_SCOPES + 1)
             .map(|i| format!("scope=repository:r{i}:pull"))
             .collect();
         assert!(error(from_query(
             &format!("service=r&{}", many.join("&")),
-            None,
+            CredentialHeaders::default(),
             String::new()
         ))
         .contains("scopes"));
@@ -269,7 +333,7 @@ mod tests {
             "Basic /w==",
         ] {
             let header = HeaderValue::from_str(bad).unwrap();
-            let message = error(from_query("service=r", Some(&header), String::new()));
+            let message = error(from_query("service=r", with_basic(&header), String::new()));
             assert!(
                 message.contains("malformed Authorization header"),
                 "{bad}: {message}"
@@ -280,7 +344,13 @@ mod tests {
     #[test]
     fn post_password_grant() {
         let form = "client_id=containerd-client&grant_type=password&username=alice&password=p%26w&scope=repository%3Aa%3Apull&service=registry";
-        let request = from_form(None, form.as_bytes(), String::new()).unwrap();
+        let request = from_form(
+            None,
+            CredentialHeaders::default(),
+            form.as_bytes(),
+            String::new(),
+        )
+        .unwrap();
         assert_eq!(request.client_id.as_deref(), Some("containerd-client"));
         assert_eq!(crate::service::join(&request.scopes), "repository:a:pull");
         assert!(matches!(request.credentials, Credentials::Password { .. }));
@@ -289,24 +359,51 @@ mod tests {
     #[test]
     fn post_errors() {
         let ct = HeaderValue::from_static("application/json");
-        assert!(
-            error(from_form(Some(&ct), b"grant_type=password", String::new()))
-                .contains("Content-Type")
-        );
+        assert!(error(from_form(
+            Some(&ct),
+            CredentialHeaders::default(),
+            b"grant_type=password",
+            String::new()
+        ))
+        .contains("Content-Type"));
         let no_token = from_form(
             None,
+            CredentialHeaders::default(),
             b"grant_type=refresh_token&client_id=x&service=r",
             String::new(),
         );
         assert!(error(no_token).contains("refresh_token"));
         assert!(matches!(
-            from_form(None, b"grant_type=client_credentials", String::new()),
+            from_form(
+                None,
+                CredentialHeaders::default(),
+                b"grant_type=client_credentials",
+                String::new()
+            ),
             Err(ApiError::UnsupportedGrantType(_))
         ));
-        assert!(error(from_form(None, b"", String::new())).contains("grant_type"));
+        assert!(error(from_form(
+            None,
+            CredentialHeaders::default(),
+            b"",
+            String::new()
+        ))
+        .contains("grant_type"));
         let no_client = b"grant_type=password&username=a&password=b&service=r";
-        assert!(error(from_form(None, no_client, String::new())).contains("client_id"));
+        assert!(error(from_form(
+            None,
+            CredentialHeaders::default(),
+            no_client,
+            String::new()
+        ))
+        .contains("client_id"));
         let no_password = b"grant_type=password&username=a&client_id=c&service=r";
-        assert!(error(from_form(None, no_password, String::new())).contains("password"));
+        assert!(error(from_form(
+            None,
+            CredentialHeaders::default(),
+            no_password,
+            String::new()
+        ))
+        .contains("password"));
     }
 }

@@ -79,7 +79,17 @@ pub async fn spawn_app(engine: Db) -> TestApp {
 
 pub async fn spawn_app_with(engine: Db, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path(), database_url(engine, dir.path()).await);
+    let url = database_url(engine, dir.path()).await;
+    spawn_app_at(dir, url, adjust).await
+}
+
+/// A server over an existing database (a second instance sharing it), keys and files in `dir`.
+pub async fn spawn_app_at(
+    dir: tempfile::TempDir,
+    database_url: String,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings(dir.path(), database_url);
     adjust(&mut settings);
     let app = Application::build(&settings).await.expect("server starts");
     let address = format!("http://127.0.0.1:{}", app.port());

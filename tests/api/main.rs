@@ -1,10 +1,14 @@
 //! Black-box API tests: a real server on port 0, real HTTP, each case on SQLite and on PostgreSQL.
 
 mod helpers;
+#[path = "../munge/support/mod.rs"]
+#[allow(dead_code)] // the decoder tests use the rest of this support module
+mod munged;
 
 mod access_tokens;
 mod errors;
 mod keys;
+mod munge;
 mod policy;
 mod realms;
 mod refresh;

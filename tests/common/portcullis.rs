@@ -34,14 +34,22 @@ pub struct RegistryConfig {
 impl Portcullis {
     /// Starts the server and waits until it accepts connections.
     pub fn start() -> Portcullis {
+        Portcullis::start_with_config("")
+    }
+
+    /// Starts the server with a configuration file of this text (besides the environment).
+    pub fn start_with_config(config: &str) -> Portcullis {
         let dir = tempfile::Builder::new()
             .prefix("portcullis-server-")
             .tempdir()
             .unwrap();
         let port = free_port();
+        let config_file = dir.path().join("portcullis.toml");
+        std::fs::write(&config_file, config).unwrap();
         let mut command = Command::new(BIN);
         command
             .arg("serve")
+            .env("PORTCULLIS_CONFIG", &config_file)
             .envs(env(dir.path(), port))
             .current_dir(dir.path())
             .stdin(Stdio::null())

@@ -52,9 +52,14 @@ impl Munged {
         }
     }
 
+    /// The key file munged signs with (mode 0600), for a server configured with this platform.
+    pub fn key_path(&self) -> &std::path::Path {
+        &self.key_file
+    }
+
     /// The daemon's key as the decoder loads it.
     pub fn key(&self) -> MungeKey {
-        MungeKey::from_file(&self.key_file).expect("munged's key file loads")
+        MungeKey::from_file(self.key_path()).expect("munged's key file loads")
     }
 
     /// The daemon's key file bytes, for the forger.
