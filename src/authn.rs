@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::TokenSettings;
-use crate::domain::Username;
+use crate::config::{LockoutSettings, TokenSettings};
+use crate::domain::{RealmName, Username};
+use crate::import::BCRYPT_PREFIXES;
 use crate::munge::MungeError;
 use crate::munge_door::{self, MungeDoors, Payload, RealmDoor};
-use crate::password::{PasswordError, Verifier, MAX_PASSWORD_LEN};
+use crate::password::{Claim, PasswordError, Verifier, MAX_PASSWORD_LEN};
 use crate::policy::ADMIN_GROUP;
 use crate::policy::{Evaluation, Policy, Rule, RuleError, RuleText};
 use crate::realm::Realm;
@@ -127,10 +128,12 @@ impl Method {
     }
 }
 
-/// The use a request asks for, which a MUNGE credential may be bound to.
+/// What a request asks for (a MUNGE credential may be bound to it) and where it comes from
+/// (failed passwords are counted per client address).
 pub struct Binding<'a> {
     pub service: &'a str,
     pub scopes: &'a [Scope],
+    pub client_addr: &'a str,
 }
 
 /// An authenticated user.
@@ -168,6 +171,10 @@ pub enum AuthnError {
     /// Credentials were presented and are wrong; the reason is for the log, never the client.
     #[error("invalid credentials: {0}")]
     Rejected(&'static str),
+    /// Too many failed passwords for this account or address: refused without checking, even
+    /// when right, until the lock ends.
+    #[error("locked for {retry_after_secs} s after repeated failures")]
+    Locked { retry_after_secs: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -181,6 +188,7 @@ pub struct Authenticator {
     verifier: Verifier,
     refresh_idle_secs: i64,
     doors: Arc<MungeDoors>,
+    lockout: LockoutSettings,
 }
 
 impl Authenticator {
@@ -189,12 +197,14 @@ impl Authenticator {
         verifier: Verifier,
         tokens: &TokenSettings,
         doors: Arc<MungeDoors>,
+        lockout: &LockoutSettings,
     ) -> Authenticator {
         Authenticator {
             store,
             verifier,
             refresh_idle_secs: i64::from(tokens.refresh_idle_days) * SECS_PER_DAY,
             doors,
+            lockout: lockout.clone(),
         }
     }
 
@@ -216,7 +226,7 @@ impl Authenticator {
             }),
             Credentials::Munge { credential } => self.munge(realm, &credential, binding).await,
             Credentials::Password { username, password } => {
-                self.password(realm, &username, password).await
+                self.password(realm, &username, password, binding).await
             }
             Credentials::RefreshToken { username, token } => {
                 self.token(realm, TokenKind::Refresh, username.as_deref(), &token)
@@ -320,7 +330,7 @@ impl Authenticator {
         ))?;
         match Credentials::from_user_and_secret(username.to_owned(), SecretString::from(secret)) {
             Credentials::Password { username, password } => {
-                self.password(realm, &username, password).await
+                self.password(realm, &username, password, binding).await
             }
             Credentials::AccessToken { username, token } => {
                 self.token(realm, TokenKind::Access, Some(&username), &token)
@@ -419,22 +429,64 @@ impl Authenticator {
         realm: &Realm,
         username: &str,
         password: SecretString,
+        binding: &Binding<'_>,
     ) -> Result<Principal, AuthnError> {
         if password.expose_secret().len() > MAX_PASSWORD_LEN {
             return Err(AuthnError::Rejected("password too long"));
         }
-        let record = match Username::parse(username) {
-            Ok(name) => self.store.find_user(&realm.name, &name).await?,
-            Err(_) => None,
+        let now = unix_now();
+        let name = Username::parse(username).ok();
+        let address = format!("address:{}", binding.client_addr);
+        // Only valid names get an account counter, so junk names cannot fill the table.
+        let account = name
+            .as_ref()
+            .map_or_else(|| address.clone(), |n| lockout_subject(&realm.name, n));
+        if let Some(until) = self.store.locked_until([&account, &address], now).await? {
+            return Err(AuthnError::Locked {
+                retry_after_secs: until - now,
+            });
+        }
+        let record = match &name {
+            Some(name) => self.store.find_user(&realm.name, name).await?,
+            None => None,
         };
         let hash = record.as_ref().and_then(|r| r.password_hash.clone());
-        let matched = self.verifier.verify(hash, password).await?;
-        let user = match record {
-            None => return Err(AuthnError::Rejected("unknown user or no password set")),
-            Some(_) if !matched => return Err(AuthnError::Rejected("wrong password")),
-            Some(r) if r.disabled => return Err(AuthnError::Rejected("user disabled")),
-            Some(r) => r,
+        let claim = Claim {
+            realm: realm.name.as_str(),
+            username,
         };
+        let imported = hash
+            .as_deref()
+            .is_some_and(|h| BCRYPT_PREFIXES.iter().any(|p| h.starts_with(p)));
+        let plaintext = imported.then(|| SecretString::from(password.expose_secret().to_owned()));
+        let matched = self.verifier.verify(&claim, hash.clone(), password).await?;
+        let refusal = match &record {
+            None => Some("unknown user or no password set"),
+            Some(_) if !matched => Some("wrong password"),
+            Some(r) if r.disabled => Some("user disabled"),
+            Some(_) => None,
+        };
+        if let Some(reason) = refusal {
+            let lockout = &self.lockout;
+            if account != address {
+                self.store
+                    .record_failure(&account, now, lockout, lockout.account_threshold)
+                    .await?;
+            }
+            self.store
+                .record_failure(&address, now, lockout, lockout.address_threshold)
+                .await?;
+            return Err(AuthnError::Rejected(reason));
+        }
+        let user = record.expect("a refusal above when there is no record");
+        self.store.clear_failures(&account).await?;
+        if let (Some(plaintext), Some(old)) = (plaintext, hash) {
+            let new = self.verifier.hash(plaintext).await?;
+            self.store
+                .replace_imported_hash(user.id, &old, &new)
+                .await?;
+            tracing::info!(target: "audit", user = %user.username, "imported bcrypt hash replaced with argon2id");
+        }
         self.principal(user, Method::Password, None).await
     }
 }
@@ -495,4 +547,9 @@ fn munge_reason(error: &MungeError) -> &'static str {
             "munge: malformed credential"
         }
     }
+}
+
+/// The lockout counter of an account (`portcullis user unlock` clears it).
+pub fn lockout_subject(realm: &RealmName, username: &Username) -> String {
+    format!("account:{realm}/{username}")
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::authn::scope_limit;
+use crate::authn::{lockout_subject, scope_limit};
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::domain::{GroupName, RealmName, TokenName, Username};
 use crate::keys::RealmKeys;
@@ -133,6 +133,8 @@ pub enum UserCommand {
     Enable(UserArgs),
     /// Delete a user.
     Delete(UserArgs),
+    /// Lift a lock after repeated failed passwords.
+    Unlock(UserArgs),
     /// Set a user's role.
     Role {
         #[command(flatten)]
@@ -517,6 +519,16 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
                 .set_disabled(&user.realm.realm, &user.name, false)
                 .await?;
             println!("user {} enabled", user.name);
+        }
+        UserCommand::Unlock(user) => {
+            if store
+                .clear_failures(&lockout_subject(&user.realm.realm, &user.name))
+                .await?
+            {
+                println!("user {} unlocked", user.name);
+            } else {
+                println!("user {} was not locked", user.name);
+            }
         }
         UserCommand::Delete(user) => {
             store.delete_user(&user.realm.realm, &user.name).await?;

@@ -2,7 +2,7 @@
 //! variables. Loading checks every value, so the rest of the program never re-validates settings.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -25,6 +25,7 @@ pub struct Settings {
     pub keys: KeySettings,
     pub passwords: PasswordSettings,
     pub tokens: TokenSettings,
+    pub lockout: LockoutSettings,
     pub log: LogSettings,
     pub tls: TlsSettings,
     /// Per-realm settings, keyed by realm name (`[realms.default]`). Realms themselves are
@@ -95,6 +96,9 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest accepted POST body in bytes.
     pub max_body_bytes: usize,
+    /// Proxies whose `X-Forwarded-For` is believed for the client address (lockout, audit);
+    /// from anyone else the socket's peer address is used.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// `[database]`: `sqlite://...` (embedded default) or `postgres://...`.
@@ -125,6 +129,10 @@ pub struct PasswordSettings {
     /// How many password checks may run at once (each holds `argon2_memory_kib` of memory); 0 means
     /// one per CPU.
     pub max_concurrent_checks: usize,
+    /// How many password checks may wait for a free slot; more get 503 with Retry-After at once.
+    pub max_queued_checks: usize,
+    /// Seconds a verified (realm, user, password) is accepted again without argon2; 0 disables.
+    pub cache_ttl_secs: u64,
 }
 
 /// `[tokens]`: lifetimes of the refresh tokens handed to `docker login` and friends.
@@ -143,6 +151,48 @@ impl Default for TokenSettings {
             refresh_idle_days: 30,
             refresh_lifetime_days: 365,
         }
+    }
+}
+
+/// `[lockout]`: back-off and temporary locks after failed password attempts, counted per account and
+/// per client address in the database (so every instance sees them).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutSettings {
+    /// Failed attempts on one account before it is locked.
+    pub account_threshold: u32,
+    /// Failed attempts from one client address before it is locked.
+    pub address_threshold: u32,
+    /// The first lock, in seconds; each further failure doubles it.
+    pub base_lock_secs: u32,
+    /// The longest lock, in seconds.
+    pub max_lock_secs: u32,
+    /// Failures older than this many seconds are forgotten.
+    pub reset_after_secs: u32,
+}
+
+impl Default for LockoutSettings {
+    fn default() -> Self {
+        LockoutSettings {
+            account_threshold: 5,
+            address_threshold: 20,
+            base_lock_secs: 30,
+            max_lock_secs: 900,
+            reset_after_secs: 900,
+        }
+    }
+}
+
+impl LockoutSettings {
+    /// When a subject with `failures` (threshold `threshold`) is locked until: 0 below the
+    /// threshold, then `base_lock_secs` doubling per failure, at most `max_lock_secs`.
+    pub fn lock_deadline(&self, failures: i64, threshold: u32, now: i64) -> i64 {
+        let over = failures - i64::from(threshold);
+        if over < 0 {
+            return 0;
+        }
+        let doubled = i64::from(self.base_lock_secs).saturating_mul(1_i64 << over.min(30));
+        now + doubled.min(i64::from(self.max_lock_secs))
     }
 }
 
@@ -177,6 +227,7 @@ impl Default for ServerSettings {
             public_url: String::new(),
             workers: 0,
             max_body_bytes: 16 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -203,6 +254,8 @@ impl Default for PasswordSettings {
             argon2_iterations: 2,
             argon2_parallelism: 1,
             max_concurrent_checks: 0,
+            max_queued_checks: 64,
+            cache_ttl_secs: 300,
         }
     }
 }
@@ -284,6 +337,16 @@ impl Settings {
             return invalid(
                 "passwords",
                 "argon2_memory_kib, argon2_iterations, argon2_parallelism are out of argon2's range",
+            );
+        }
+        let l = &self.lockout;
+        if l.account_threshold == 0
+            || l.address_threshold == 0
+            || l.base_lock_secs > l.max_lock_secs
+        {
+            return invalid(
+                "lockout",
+                "thresholds must be at least 1 and base_lock_secs at most max_lock_secs",
             );
         }
         let t = &self.tokens;

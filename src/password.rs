@@ -1,8 +1,15 @@
 //! Password hashing (argon2id PHC strings) and verification on a bounded pool of blocking threads, so
 //! memory-hard checks never stall the async workers nor run more than the configured number at once.
 //! A missing user is checked against a dummy hash of the same cost: same time, same answer.
+//! Imported bcrypt hashes are verified too (the caller replaces them with argon2id).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier as _, SaltString};
@@ -11,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordSettings;
+use crate::import::{verify_bcrypt, BCRYPT_PREFIXES};
 
 /// Longest password accepted; longer input is refused before any hashing.
 pub const MAX_PASSWORD_LEN: usize = 1024;
@@ -22,6 +30,8 @@ pub enum PasswordError {
     Hash(String),
     #[error("password verification pool is shut down")]
     PoolClosed,
+    #[error("too many password checks waiting")]
+    Overloaded,
 }
 
 /// argon2id with the configured parameters.
@@ -57,49 +67,204 @@ impl Hasher {
     }
 }
 
-/// Verifies passwords off the async workers, at most `slots` at a time.
+/// Verifies passwords off the async workers: at most `slots` at a time, at most `max_waiting`
+/// queued behind them (more are refused at once with [`PasswordError::Overloaded`]), and not at all
+/// for a (realm, user, password) verified within the cache lifetime against the same stored hash.
 #[derive(Clone)]
 pub struct Verifier {
     slots: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
     dummy_hash: Arc<str>,
+    hasher: Hasher,
+    cache: Arc<VerifiedCache>,
+}
+
+/// Who a password is claimed for; with the password it keys the verified-credential cache.
+pub struct Claim<'a> {
+    pub realm: &'a str,
+    pub username: &'a str,
 }
 
 impl Verifier {
-    /// `slots` concurrent checks; the dummy hash is made with the same parameters as real ones.
-    pub fn new(hasher: &Hasher, slots: usize) -> Result<Verifier, PasswordError> {
+    /// The dummy hash is made with the same parameters as real ones.
+    pub fn new(
+        hasher: Hasher,
+        settings: &PasswordSettings,
+        slots: usize,
+    ) -> Result<Verifier, PasswordError> {
         let dummy = hasher.hash(&SecretString::from("portcullis dummy password"))?;
         Ok(Verifier {
             slots: Arc::new(Semaphore::new(slots.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting: settings.max_queued_checks,
             dummy_hash: dummy.into(),
+            hasher,
+            cache: Arc::new(VerifiedCache::new(Duration::from_secs(
+                settings.cache_ttl_secs,
+            ))?),
         })
     }
 
     /// True when `password` matches `phc`. With `phc = None` (no such user, no password set) the
     /// dummy hash is checked instead and the answer is false: the caller cannot tell the cases apart
-    /// by time.
+    /// by time. A match is remembered for `claim`; the same claim against the same stored hash
+    /// skips argon2 until the entry expires (a password change replaces the stored hash, so it
+    /// invalidates the entry on every instance at once).
     pub async fn verify(
         &self,
+        claim: &Claim<'_>,
         phc: Option<String>,
         password: SecretString,
     ) -> Result<bool, PasswordError> {
+        let cache_key = self.cache.key(claim, &password);
+        if let Some(phc) = &phc {
+            if self.cache.holds(&cache_key, phc) {
+                return Ok(true);
+            }
+        }
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
+        let checked = phc.clone();
+        let matched = self
+            .on_pool(move || verify_phc(&checked, &password))
+            .await?;
+        if known && matched {
+            self.cache.insert(cache_key, &phc);
+        }
+        Ok(known && matched)
+    }
+
+    /// A new argon2id hash, computed on the pool (to replace an imported bcrypt hash).
+    pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
+        let hasher = self.hasher.clone();
+        self.on_pool(move || hasher.hash(&password)).await?
+    }
+
+    /// Password checks waiting for a slot now.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// The verified-credential cache's hit and miss counts.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (
+            self.cache.hits.load(Ordering::Relaxed),
+            self.cache.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Runs `work` on a blocking thread once a slot is free; refuses at once when the queue is full.
+    async fn on_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _leave = Leave(&self.waiting);
+        if queued >= self.max_waiting + self.slots.available_permits() {
+            return Err(PasswordError::Overloaded);
+        }
         let _slot = self
             .slots
             .acquire()
             .await
             .map_err(|_| PasswordError::PoolClosed)?;
-        let known = phc.is_some();
-        let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
+        drop(_leave);
         let span = tracing::Span::current();
-        let matched =
-            tokio::task::spawn_blocking(move || span.in_scope(|| verify_phc(&phc, &password)))
-                .await
-                .map_err(|_| PasswordError::PoolClosed)?;
-        Ok(known && matched)
+        tokio::task::spawn_blocking(move || span.in_scope(work))
+            .await
+            .map_err(|_| PasswordError::PoolClosed)
+    }
+}
+
+/// Decrements the waiting count when a request stops waiting (served, refused or cancelled).
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Most entries the verified-credential cache keeps; past that, expired ones are dropped and, if
+/// it is still full, everything.
+const CACHE_MAX_ENTRIES: usize = 100_000;
+
+/// HMAC-SHA256 of (realm, user, password) under the process's cache key.
+type CacheKey = [u8; 32];
+
+/// (realm, user, password) → the stored hash it matched, until a deadline. Keyed by an HMAC under a
+/// per-process random key, so neither the password nor a plain hash of it is ever held.
+struct VerifiedCache {
+    key: hmac::Key,
+    ttl: Duration,
+    entries: Mutex<HashMap<CacheKey, (Arc<str>, Instant)>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl VerifiedCache {
+    fn new(ttl: Duration) -> Result<VerifiedCache, PasswordError> {
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
+            .map_err(|_| PasswordError::Hash("the system random source failed".into()))?;
+        Ok(VerifiedCache {
+            key,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    fn key(&self, claim: &Claim<'_>, password: &SecretString) -> CacheKey {
+        let mut context = hmac::Context::with_key(&self.key);
+        for part in [
+            claim.realm.as_bytes(),
+            claim.username.as_bytes(),
+            password.expose_secret().as_bytes(),
+        ] {
+            context.update(&(part.len() as u64).to_be_bytes());
+            context.update(part);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(context.sign().as_ref());
+        key
+    }
+
+    fn holds(&self, key: &CacheKey, phc: &str) -> bool {
+        if self.ttl.is_zero() {
+            return false;
+        }
+        let entries = self.entries.lock().expect("credential cache lock");
+        let hit = entries
+            .get(key)
+            .is_some_and(|(stored, until)| **stored == *phc && *until > Instant::now());
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        hit
+    }
+
+    fn insert(&self, key: CacheKey, phc: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut entries = self.entries.lock().expect("credential cache lock");
+        if entries.len() >= CACHE_MAX_ENTRIES {
+            entries.retain(|_, (_, until)| *until > now);
+            if entries.len() >= CACHE_MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (phc.into(), now + self.ttl));
     }
 }
 
 /// Checks a PHC string; an unparsable hash never matches.
 fn verify_phc(phc: &str, password: &SecretString) -> bool {
+    if BCRYPT_PREFIXES.iter().any(|prefix| phc.starts_with(prefix)) {
+        return verify_bcrypt(phc, password.expose_secret());
+    }
     let Ok(parsed) = PasswordHash::new(phc) else {
         tracing::warn!("stored password hash is not a valid PHC string");
         return false;
@@ -119,8 +284,14 @@ mod tests {
             argon2_iterations: 1,
             argon2_parallelism: 1,
             max_concurrent_checks: 1,
+            ..PasswordSettings::default()
         }
     }
+
+    const ALICE: Claim<'static> = Claim {
+        realm: "default",
+        username: "alice",
+    };
 
     #[test]
     fn hashes_are_argon2id_phc_with_configured_parameters() {
@@ -139,20 +310,73 @@ mod tests {
     #[tokio::test]
     async fn verifies_right_wrong_and_unknown() {
         let hasher = Hasher::new(&cheap()).unwrap();
-        let verifier = Verifier::new(&hasher, 1).unwrap();
+        let verifier = Verifier::new(hasher.clone(), &cheap(), 1).unwrap();
         let phc = hasher.hash(&SecretString::from("correct horse")).unwrap();
+        let verify =
+            |phc: Option<String>, password: &str| verifier.verify(&ALICE, phc, password.into());
+        assert!(verify(Some(phc.clone()), "correct horse").await.unwrap());
+        assert!(!verify(Some(phc), "wrong").await.unwrap());
+        assert!(!verify(None, "portcullis dummy password").await.unwrap());
+        assert!(!verify(Some("garbage".into()), "x").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_cache_skips_argon2_until_the_stored_hash_changes() {
+        let hasher = Hasher::new(&cheap()).unwrap();
+        let verifier = Verifier::new(hasher.clone(), &cheap(), 1).unwrap();
+        let old = hasher.hash(&SecretString::from("pw")).unwrap();
         assert!(verifier
-            .verify(Some(phc.clone()), "correct horse".into())
+            .verify(&ALICE, Some(old.clone()), "pw".into())
             .await
             .unwrap());
-        assert!(!verifier.verify(Some(phc), "wrong".into()).await.unwrap());
+        assert!(verifier
+            .verify(&ALICE, Some(old.clone()), "pw".into())
+            .await
+            .unwrap());
+        assert_eq!(verifier.cache_stats(), (1, 1), "the second check was a hit");
         assert!(!verifier
-            .verify(None, "portcullis dummy password".into())
+            .verify(&ALICE, Some(old.clone()), "other".into())
             .await
             .unwrap());
-        assert!(!verifier
-            .verify(Some("garbage".into()), "x".into())
+        let bob = Claim {
+            realm: "default",
+            username: "bob",
+        };
+        assert!(verifier
+            .verify(&bob, Some(old.clone()), "pw".into())
             .await
             .unwrap());
+        let new = hasher.hash(&SecretString::from("new")).unwrap();
+        assert!(
+            !verifier
+                .verify(&ALICE, Some(new), "pw".into())
+                .await
+                .unwrap(),
+            "a new hash is not the cached one"
+        );
+        let entries = verifier.cache.entries.lock().unwrap();
+        assert!(entries.values().all(|(phc, _)| !phc.contains("pw")));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once() {
+        let settings = PasswordSettings {
+            max_queued_checks: 0,
+            ..cheap()
+        };
+        let verifier = Verifier::new(Hasher::new(&settings).unwrap(), &settings, 1).unwrap();
+        let _busy = verifier.slots.clone().acquire_owned().await.unwrap();
+        let refused = verifier.verify(&ALICE, None, "x".into()).await;
+        assert!(matches!(refused, Err(PasswordError::Overloaded)));
+        assert_eq!(verifier.queue_depth(), 0);
+    }
+
+    #[test]
+    fn imported_bcrypt_hashes_verify() {
+        let hash = bcrypt::hash("secret", 4)
+            .unwrap()
+            .replacen("$2b$", "$2y$", 1);
+        assert!(verify_phc(&hash, &SecretString::from("secret")));
+        assert!(!verify_phc(&hash, &SecretString::from("wrong")));
     }
 }

@@ -112,6 +112,7 @@ impl TokenService {
         let binding = Binding {
             service: &service,
             scopes: &scopes,
+            client_addr: &client_addr,
         };
         let principal = match self
             .authenticator
@@ -122,6 +123,14 @@ impl TokenService {
             Err(AuthnError::Rejected(reason)) => {
                 audit.refused(method_attempted, &attempted_user, reason);
                 return Err(AuthnError::Rejected(reason).into());
+            }
+            Err(locked @ AuthnError::Locked { .. }) => {
+                audit.refused(
+                    method_attempted,
+                    &attempted_user,
+                    "locked after repeated failures",
+                );
+                return Err(locked.into());
             }
             Err(e) => {
                 audit.refused(

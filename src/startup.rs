@@ -78,17 +78,24 @@ impl Application {
         reload_policies_on_sighup(policies.clone());
         let doors = Arc::new(MungeDoors::load(settings)?);
         let hasher = Hasher::new(&settings.passwords)?;
-        let verifier = Verifier::new(&hasher, settings.password_check_slots())?;
+        let verifier = Verifier::new(hasher, &settings.passwords, settings.password_check_slots())?;
         let state = web::Data::new(AppState {
             realms,
             tokens: TokenService::new(
-                Authenticator::new(store.clone(), verifier, &settings.tokens, doors),
+                Authenticator::new(
+                    store.clone(),
+                    verifier,
+                    &settings.tokens,
+                    doors,
+                    &settings.lockout,
+                ),
                 &settings.tokens,
                 store.clone(),
                 policies.clone(),
             ),
             store,
             max_body_bytes: settings.server.max_body_bytes,
+            trusted_proxies: settings.server.trusted_proxies.clone(),
         });
 
         let tls = tls_config(settings)?;

@@ -9,7 +9,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, LockoutSettings};
 use crate::domain::{RealmName, Username};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -858,6 +858,93 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// Replaces an imported (bcrypt) hash with an argon2id one after a successful login, unless
+    /// the password changed meanwhile; refresh tokens stay valid (the password did not change).
+    pub async fn replace_imported_hash(
+        &self,
+        user_id: i64,
+        old: &str,
+        new: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+            .bind(user_id)
+            .bind(old)
+            .bind(new)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The latest lock deadline among `subjects` still in the future, if any.
+    pub async fn locked_until(
+        &self,
+        subjects: [&str; 2],
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MAX(locked_until) AS until FROM login_failures \
+             WHERE subject IN ($1, $2) AND locked_until > $3",
+        )
+        .bind(subjects[0])
+        .bind(subjects[1])
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("until")?)
+    }
+
+    /// Counts a failed attempt for `subject` and, from the lockout's threshold on, locks it for
+    /// exponentially longer; returns the lock deadline (0 when not locked).
+    pub async fn record_failure(
+        &self,
+        subject: &str,
+        now: i64,
+        lockout: &LockoutSettings,
+        threshold: u32,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row =
+            sqlx::query("SELECT failures, last_failure FROM login_failures WHERE subject = $1")
+                .bind(subject)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let previous = match row {
+            Some(row) => {
+                let last: i64 = row.try_get("last_failure")?;
+                let failures: i64 = row.try_get("failures")?;
+                if last + i64::from(lockout.reset_after_secs) < now {
+                    0
+                } else {
+                    failures
+                }
+            }
+            None => 0,
+        };
+        let failures = previous + 1;
+        let locked_until = lockout.lock_deadline(failures, threshold, now);
+        sqlx::query(
+            "INSERT INTO login_failures (subject, failures, last_failure, locked_until) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (subject) DO UPDATE SET failures = $2, last_failure = $3, locked_until = $4",
+        )
+        .bind(subject)
+        .bind(failures)
+        .bind(now)
+        .bind(locked_until)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(locked_until)
+    }
+
+    /// Forgets `subject`'s failures and lock (a successful login, `portcullis user unlock`).
+    pub async fn clear_failures(&self, subject: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM login_failures WHERE subject = $1")
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
     }
 
     async fn require_realm(&self, realm: &RealmName) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::authn::AuthnError;
 use crate::domain::RealmName;
+use crate::password::PasswordError;
 use crate::realm::RealmError;
 use crate::scope::ScopeError;
 use crate::service::IssueError;
@@ -38,6 +39,9 @@ pub enum ApiError {
     InvalidCredentials { realm: String },
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// Too many failed attempts: retry after this many seconds.
+    #[error("too many failed attempts; retry after {0} s")]
+    TooManyRequests(i64),
     /// A dependency (database, password pool, signer) failed; logged, retried by the client.
     #[error("temporarily unavailable")]
     Unavailable,
@@ -70,6 +74,7 @@ impl ApiError {
             ApiError::UnsupportedGrantType(_) => ("unsupported_grant_type", "UNSUPPORTED"),
             ApiError::InvalidCredentials { .. } => ("invalid_grant", "UNAUTHORIZED"),
             ApiError::Unavailable => ("temporarily_unavailable", "UNAVAILABLE"),
+            ApiError::TooManyRequests(_) => ("slow_down", "TOOMANYREQUESTS"),
         }
     }
 }
@@ -85,6 +90,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidCredentials { .. } => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -101,6 +107,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            ApiError::TooManyRequests(secs) => {
+                response.insert_header((header::RETRY_AFTER, secs.max(&1).to_string()));
             }
             _ => {}
         }
@@ -126,6 +135,12 @@ impl ApiError {
             IssueError::Authn(AuthnError::Rejected(_)) => ApiError::InvalidCredentials {
                 realm: realm.to_string(),
             },
+            IssueError::Authn(AuthnError::Locked { retry_after_secs }) => {
+                ApiError::TooManyRequests(retry_after_secs)
+            }
+            IssueError::Authn(AuthnError::Password(PasswordError::Overloaded)) => {
+                ApiError::Unavailable
+            }
             IssueError::Authn(e) => unavailable(&e),
             IssueError::Sign(e) => unavailable(&e),
             IssueError::Store(e) => unavailable(&e),

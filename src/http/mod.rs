@@ -4,6 +4,7 @@
 pub mod error;
 pub mod request;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -25,6 +26,8 @@ pub const REALM_PREFIXES: [&str; 2] = [
     "/auth/realms/{realm}/protocol/docker-v2",
     "/realms/{realm}/protocol/docker-v2",
 ];
+/// The header proxies add the client's address to.
+const FORWARDED_FOR: &str = "x-forwarded-for";
 /// Media type of the PEM bundle.
 const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
 
@@ -34,6 +37,7 @@ pub struct AppState {
     pub tokens: TokenService,
     pub store: Store,
     pub max_body_bytes: usize,
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// Registers every route.
@@ -83,7 +87,7 @@ async fn token_get(
     let parsed = request::from_query(
         request.query_string(),
         credential_headers(&request),
-        client_addr(&request),
+        client_addr(&request, &state.trusted_proxies),
     )?;
     let issued = state
         .tokens
@@ -105,7 +109,7 @@ async fn token_post(
         request.headers().get(header::CONTENT_TYPE),
         credential_headers(&request),
         &body,
-        client_addr(&request),
+        client_addr(&request, &state.trusted_proxies),
     )?;
     let issued = state
         .tokens
@@ -187,11 +191,28 @@ fn credential_headers(request: &HttpRequest) -> request::CredentialHeaders<'_> {
     }
 }
 
-fn client_addr(request: &HttpRequest) -> String {
-    request
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
+/// The client's address: the socket's peer, or, when the peer is a trusted proxy, the last address
+/// in `X-Forwarded-For` that is not a trusted proxy itself.
+fn client_addr(request: &HttpRequest, trusted_proxies: &[IpAddr]) -> String {
+    let Some(peer) = request.peer_addr().map(|a| a.ip()) else {
+        return String::new();
+    };
+    if !trusted_proxies.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded = request
+        .headers()
+        .get_all(FORWARDED_FOR)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|hop| !trusted_proxies.contains(hop))
+        .unwrap_or(peer)
+        .to_string()
 }
 
 fn rfc3339(at: SystemTime) -> String {

@@ -157,6 +157,11 @@ impl Rule {
         self.effect
     }
 
+    /// The actions as written in the rule (`*` kept as `*`).
+    pub fn actions(&self) -> ActionSet {
+        self.actions
+    }
+
     /// What the rule acts on: for an allow, the actions it grants (`*` grants every action of the
     /// type and `*` itself); for a deny, the actions it removes, where removing any action also
     /// removes `*` (which would imply it) and denying `*` removes everything.

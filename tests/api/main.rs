@@ -12,5 +12,6 @@ mod munge;
 mod policy;
 mod realms;
 mod refresh;
+mod safety;
 mod token_get;
 mod token_post;

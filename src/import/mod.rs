@@ -1,0 +1,237 @@
+//! Importers for the files of other registry token services: Apache `htpasswd` files and
+//! cesanta/docker_auth configurations, read into users (with their bcrypt hashes kept as they are)
+//! and first-match policy rules. They read text and report; they neither store nor hash anything.
+//!
+//! What an importer cannot carry over (another hash type, an authentication backend, an ACL
+//! condition that rules cannot express) is listed in [`Import::skipped`] with the reason; nothing is
+//! dropped silently. Imported bcrypt hashes are checked at login with [`verify_bcrypt`], and the
+//! caller replaces them with argon2id after the first successful one.
+
+pub mod docker_auth;
+pub mod htpasswd;
+
+use crate::policy::{Evaluation, Rule, SubjectPattern};
+
+/// The bcrypt variants accepted: `$2a$`, `$2b$` and `$2y$` all mean the same algorithm for the
+/// passwords a registry client can send (`$2x$`, the marker of crypt_blowfish's bug, is refused).
+pub const BCRYPT_PREFIXES: [&str; 3] = ["$2a$", "$2b$", "$2y$"];
+/// Length of a bcrypt hash string: `$2y$`, two cost digits, `$`, 22 salt and 31 hash characters.
+const BCRYPT_HASH_LEN: usize = 60;
+/// Lowest and highest cost bcrypt defines (the exponent of its key-setup rounds).
+const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=31;
+
+/// An account read from another service's file, with its password hash as found there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedUser {
+    /// A valid Portcullis user name.
+    pub name: String,
+    /// The bcrypt hash string, unchanged (one of [`BCRYPT_PREFIXES`]).
+    pub password_hash: String,
+}
+
+/// Something an importer did not carry over, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Where it was: `line 7 (user "bob")`, `ACL entry 3 ("comment")`, `section ldap_auth`.
+    pub what: String,
+    /// Why it was not carried over, and what that changes.
+    pub why: String,
+}
+
+/// What an importer read: users, policy rules in order, how those rules combine, and everything
+/// that was left out.
+#[derive(Debug, Clone)]
+pub struct Import {
+    /// The accounts to create.
+    pub users: Vec<ImportedUser>,
+    /// Policy rules, in order.
+    pub rules: Vec<Rule>,
+    /// How [`Import::rules`] combine; `None` when the source had no authorization rules.
+    pub evaluation: Option<Evaluation>,
+    /// What was not carried over, in the order found.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Why a file could not be imported at all (single bad lines and entries are [`Skipped`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The docker_auth file is not YAML, or not of docker_auth's shape.
+    #[error("{message}")]
+    Yaml {
+        /// The parser's message, which names the line and column when it knows them.
+        message: String,
+        /// Line of the fault, from 1.
+        line: Option<usize>,
+        /// Column of the fault, from 1.
+        column: Option<usize>,
+    },
+    /// An ACL entry without `match`: docker_auth itself refuses to start with it.
+    #[error("ACL entry {entry} has no match: docker_auth would not start with this file")]
+    MissingMatch {
+        /// The entry's number, from 1.
+        entry: usize,
+    },
+}
+
+impl Import {
+    /// The imported rules as a policy file (TOML) that [`crate::policy::Policy::from_toml_str`] reads
+    /// back to the same rules, in the same order, with the same evaluation.
+    pub fn policy_file(&self, source: &str) -> String {
+        let evaluation = match self.evaluation.unwrap_or_default() {
+            Evaluation::Union => "union",
+            Evaluation::FirstMatch => "first-match",
+        };
+        let mut text = format!(
+            "# Imported from {source} by `portcullis import`.\nevaluation = \"{evaluation}\"\n"
+        );
+        for rule in &self.rules {
+            let actions: Vec<String> = rule.actions().names().map(quote).collect();
+            text.push_str(&format!(
+                "\n[[rule]]\nsubject = {}\nresource = {}\nname = {}\nactions = [{}]\neffect = {}\n",
+                quote(&rule.subject().to_string()),
+                quote(rule.resource().as_str()),
+                quote(&rule.pattern().to_string()),
+                actions.join(", "),
+                quote(rule.effect().as_str()),
+            ));
+        }
+        text
+    }
+}
+
+/// A TOML basic string (JSON's escapes are valid TOML escapes).
+fn quote(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+/// Whether `password` matches a bcrypt hash (`$2a$`, `$2b$` or `$2y$`). Like Apache and Go, bcrypt
+/// uses only the first 72 bytes of a password. False for anything that is not such a hash.
+pub fn verify_bcrypt(hash: &str, password: &str) -> bool {
+    check_bcrypt(hash).is_ok() && bcrypt::verify(password, hash).unwrap_or(false)
+}
+
+/// Checks that `hash` is a well-formed bcrypt hash of an accepted variant; the error says what
+/// kind of hash it is instead, for the import report.
+fn check_bcrypt(hash: &str) -> Result<(), String> {
+    if !BCRYPT_PREFIXES.iter().any(|p| hash.starts_with(p)) {
+        return Err(format!(
+            "{}: only bcrypt hashes can be imported",
+            hash_kind(hash)
+        ));
+    }
+    let malformed = || Err(String::from("malformed bcrypt hash"));
+    let Some(cost) = hash
+        .get(4..6)
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+    else {
+        return malformed();
+    };
+    let body = &hash[6..];
+    let cost_ok = cost.parse().is_ok_and(|c: u32| BCRYPT_COSTS.contains(&c));
+    if hash.len() != BCRYPT_HASH_LEN
+        || !cost_ok
+        || !body.starts_with('$')
+        || !body[1..].bytes().all(is_crypt_char)
+    {
+        return malformed();
+    }
+    Ok(())
+}
+
+/// Names the hash type of a non-bcrypt password field, without repeating the field.
+fn hash_kind(hash: &str) -> &'static str {
+    if hash.starts_with("$apr1$") {
+        "Apache MD5 ($apr1$) hash"
+    } else if hash.starts_with("{SHA}") {
+        "SHA-1 ({SHA}) hash"
+    } else if hash.starts_with("$5$") || hash.starts_with("$6$") {
+        "SHA-256/SHA-512 crypt hash"
+    } else if hash.starts_with("$2x$") {
+        "bcrypt $2x$ hash (made by crypt_blowfish's buggy version)"
+    } else if hash.starts_with('$') {
+        "unknown crypt hash"
+    } else if hash.len() == 13 && hash.bytes().all(is_crypt_char) {
+        "DES crypt hash"
+    } else {
+        "not a known hash (a plain-text password?)"
+    }
+}
+
+/// The characters of crypt's base64 (salts and hashes of bcrypt and DES crypt).
+fn is_crypt_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'.' || b == b'/'
+}
+
+/// Why a name outside Portcullis' user name alphabet is not imported.
+const NOT_A_USER_NAME: &str = "not a Portcullis user name (1-64 of a-z, 0-9, '.', '_', '-', \
+                               starting and ending with a letter or digit)";
+
+/// Checks a user name against Portcullis' alphabet (that of rule subjects).
+fn check_user_name(name: &str) -> Result<(), &'static str> {
+    format!("user:{name}")
+        .parse::<SubjectPattern>()
+        .map(drop)
+        .map_err(|_| NOT_A_USER_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `htpasswd -nbB alice 'correct horse'`.
+    const ALICE: &str = "$2y$05$.F/eXShFYDCpe3Z6LQKsBO5diCtVmXK9.xmCxy8/kQ4oyasHhZkq.";
+
+    #[test]
+    fn verifies_every_accepted_bcrypt_variant() {
+        for prefix in BCRYPT_PREFIXES {
+            let hash = format!("{prefix}{}", &ALICE[4..]);
+            assert!(verify_bcrypt(&hash, "correct horse"), "{hash}");
+            assert!(!verify_bcrypt(&hash, "correct horsE"), "{hash}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_accepted_bcrypt_hash() {
+        let twox = format!("$2x${}", &ALICE[4..]);
+        for bad in [
+            "",
+            "correct horse",
+            &twox,
+            &ALICE[..59],
+            "$2y$99$.F/eXShFYDCpe3Z6LQKsBO5diCtVmXK9.xmCxy8/kQ4oyasHhZkq.",
+        ] {
+            assert!(!verify_bcrypt(bad, "correct horse"), "{bad}");
+        }
+        assert_eq!(
+            check_bcrypt("$apr1$X/wSrN0D$DyWmOyujS1TIlFIxGOTlk0").unwrap_err(),
+            "Apache MD5 ($apr1$) hash: only bcrypt hashes can be imported"
+        );
+        assert_eq!(
+            check_bcrypt("$2y$05$short").unwrap_err(),
+            "malformed bcrypt hash"
+        );
+        let non_ascii = format!("$2y$05${}é", &ALICE[7..58]);
+        assert_eq!(
+            check_bcrypt(&non_ascii).unwrap_err(),
+            "malformed bcrypt hash"
+        );
+    }
+
+    #[test]
+    fn names_follow_the_portcullis_alphabet() {
+        for good in ["alice", "ci-bot", "a", "x.y_z-1"] {
+            assert!(check_user_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Alice",
+            "-x",
+            "x-",
+            "a b",
+            "john@example.com",
+            &"a".repeat(65),
+        ] {
+            assert!(check_user_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Safety under attack: the verified-credential cache follows password changes, repeated failures
+//! lock an account or address (429, even for the right password), and a flood of password checks
+//! gets quick 503s while token requests keep being served.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{realm_name, spawn_app_with, Db, TestApp};
+use crate::on_both_engines;
+use portcullis::authn::lockout_subject;
+use portcullis::domain::Username;
+use portcullis::password::Hasher;
+use portcullis::secret::{mint, ACCESS_TOKEN_PREFIX};
+use portcullis::store::{NewToken, Role, TokenKind};
+use secrecy::{ExposeSecret, SecretString};
+
+on_both_engines!(
+    cached_logins_follow_password_changes,
+    repeated_failures_lock_the_account
+);
+
+async fn status(app: &TestApp, user: &str, password: &str) -> u16 {
+    app.get_token("service=registry", Some((user, password)))
+        .await
+        .status()
+        .as_u16()
+}
+
+async fn cached_logins_follow_password_changes(app: TestApp) {
+    app.add_user("default", "alice", "old", Role::User).await;
+    assert_eq!(status(&app, "alice", "old").await, 200);
+    assert_eq!(
+        status(&app, "alice", "old").await,
+        200,
+        "served from the cache"
+    );
+    let hash = Hasher::new(&app.settings.passwords)
+        .unwrap()
+        .hash(&SecretString::from("new"))
+        .unwrap();
+    let realm = realm_name("default");
+    let alice = Username::parse("alice").unwrap();
+    app.store.set_password(&realm, &alice, &hash).await.unwrap();
+    assert_eq!(
+        status(&app, "alice", "old").await,
+        401,
+        "a password change empties the cache"
+    );
+    assert_eq!(status(&app, "alice", "new").await, 200);
+    app.store.set_disabled(&realm, &alice, true).await.unwrap();
+    assert_eq!(
+        status(&app, "alice", "new").await,
+        401,
+        "disable beats the cache"
+    );
+}
+
+async fn repeated_failures_lock_the_account(app: TestApp) {
+    app.add_user("default", "alice", "right", Role::User).await;
+    app.add_user("default", "bob", "bobpw", Role::User).await;
+    for _ in 0..app.settings.lockout.account_threshold {
+        assert_eq!(status(&app, "alice", "wrong").await, 401);
+    }
+    let locked = app
+        .get_token("service=registry", Some(("alice", "right")))
+        .await;
+    assert_eq!(locked.status(), 429, "even the right password while locked");
+    let retry: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1 && retry <= u64::from(app.settings.lockout.base_lock_secs));
+    assert_eq!(
+        status(&app, "bob", "bobpw").await,
+        200,
+        "other accounts are not locked"
+    );
+    let realm = realm_name("default");
+    app.store
+        .clear_failures(&lockout_subject(&realm, &Username::parse("alice").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(status(&app, "alice", "right").await, 200, "unlocked");
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_is_locked() {
+    let app = spawn_app_with(Db::Sqlite, |s| s.lockout.account_threshold = 1000).await;
+    app.add_user("default", "alice", "right", Role::User).await;
+    for i in 0..app.settings.lockout.address_threshold {
+        assert_eq!(status(&app, &format!("guess{i}"), "x").await, 401);
+    }
+    assert_eq!(
+        status(&app, "alice", "right").await,
+        429,
+        "the address is locked"
+    );
+}
+
+/// 300 concurrent wrong passwords against one slot and a short queue: quick 503s, no hung request,
+/// and an access-token request in the middle of it is served.
+#[tokio::test]
+async fn a_password_flood_gets_quick_503s_and_tokens_are_still_served() {
+    let app = spawn_app_with(Db::Sqlite, |s| {
+        s.passwords.argon2_memory_kib = 8192;
+        s.passwords.argon2_iterations = 2;
+        s.passwords.max_concurrent_checks = 1;
+        s.passwords.max_queued_checks = 4;
+        s.lockout.account_threshold = 100_000;
+        s.lockout.address_threshold = 100_000;
+    })
+    .await;
+    app.add_user("default", "alice", "right", Role::User).await;
+    let user = app
+        .store
+        .find_user(&realm_name("default"), &Username::parse("alice").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let minted = mint(ACCESS_TOKEN_PREFIX).unwrap();
+    app.store
+        .insert_token(&NewToken {
+            id: &minted.id,
+            kind: TokenKind::Access,
+            user_id: user.id,
+            secret_sha256: &minted.sha256,
+            name: Some("ci"),
+            client_id: None,
+            scopes: None,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    let token = minted.secret.expose_secret().to_owned();
+
+    let started = Instant::now();
+    let flood: Vec<_> = (0..300)
+        .map(|i| {
+            let client = app.client.clone();
+            let url = format!("{}?service=registry", app.token_url("default"));
+            tokio::spawn(async move {
+                client
+                    .get(url)
+                    .basic_auth(format!("user{i}"), Some("wrong"))
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await
+                    .map(|r| (r.status().as_u16(), r.headers().contains_key("retry-after")))
+            })
+        })
+        .collect();
+    let during = Instant::now();
+    assert_eq!(
+        status(&app, "alice", &token).await,
+        200,
+        "a token request during the flood"
+    );
+    let token_latency = during.elapsed();
+    let mut counts = std::collections::BTreeMap::new();
+    for answer in flood {
+        let (code, retry_after) = answer.await.unwrap().expect("no request hung or failed");
+        if code == 503 {
+            assert!(retry_after, "503 carries Retry-After");
+        }
+        *counts.entry(code).or_insert(0) += 1;
+    }
+    assert!(
+        counts.get(&503).copied().unwrap_or(0) > 200,
+        "most were refused at once: {counts:?}"
+    );
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        [401, 503],
+        "{counts:?}"
+    );
+    println!(
+        "flood answers {counts:?} in {:?}; token request served in {token_latency:?}",
+        started.elapsed()
+    );
+}
