@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::authn::{lockout_subject, scope_limit};
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::domain::{GroupName, RealmName, TokenName, Username};
+use crate::import;
 use crate::keys::RealmKeys;
 use crate::password::{Hasher, MAX_PASSWORD_LEN};
 use crate::policies;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Map cluster uids to users for the MUNGE front door.
     #[command(subcommand)]
     Munge(MungeCommand),
+    /// Import users (and rules) from htpasswd files or a docker_auth configuration.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// List and revoke refresh and access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -290,6 +294,27 @@ pub enum MungeCommand {
 }
 
 #[derive(Subcommand)]
+pub enum ImportCommand {
+    /// Users with bcrypt hashes from an htpasswd file (`htpasswd -B`); other hash types are listed
+    /// as skipped. The hashes are replaced with argon2id at each user's first login.
+    Htpasswd {
+        file: PathBuf,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Users and ACL of a cesanta/docker_auth configuration: the users are created, the ACL is
+    /// written as a first-match policy file; everything that cannot be carried over is listed.
+    DockerAuth {
+        file: PathBuf,
+        #[command(flatten)]
+        realm: RealmArg,
+        /// Where to write the policy file (then set [realms.R] policy_file to it).
+        #[arg(long)]
+        policy_out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum TokenCommand {
     /// Create an access token for a user or robot; its secret is printed once.
     Create {
@@ -369,6 +394,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Grant(command) => grant_command(settings, command).await,
         Command::Policy(command) => policy_command(settings, command).await,
         Command::Munge(command) => munge_command(settings, command).await,
+        Command::Import(command) => import_command(settings, command).await,
         Command::Token(command) => token_command(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
         Command::RegistryConfig(arg) => {
@@ -731,6 +757,56 @@ async fn munge_command(settings: &Settings, command: MungeCommand) -> anyhow::Re
                 realm.realm
             );
         }
+    }
+    Ok(())
+}
+
+async fn import_command(settings: &Settings, command: ImportCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let (file, realm, imported) = match &command {
+        ImportCommand::Htpasswd { file, realm } => {
+            let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
+            (file, realm, import::htpasswd::parse(&text))
+        }
+        ImportCommand::DockerAuth { file, realm, .. } => {
+            let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
+            let imported =
+                import::docker_auth::parse(&text).with_context(|| file.display().to_string())?;
+            (file, realm, imported)
+        }
+    };
+    let mut created = 0;
+    for user in &imported.users {
+        let name = Username::parse(&user.name)?;
+        match store
+            .create_user(&realm.realm, &name, Some(&user.password_hash), Role::User)
+            .await
+        {
+            Ok(()) => created += 1,
+            Err(StoreError::Conflict(_)) => println!(
+                "skipped user {name}: already exists in realm {}",
+                realm.realm
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("{created} user(s) imported into realm {}", realm.realm);
+    if let ImportCommand::DockerAuth { policy_out, .. } = &command {
+        std::fs::write(
+            policy_out,
+            imported.policy_file(&file.display().to_string()),
+        )
+        .with_context(|| policy_out.display().to_string())?;
+        println!(
+            "{} rule(s) written to {} (first-match); to use them set:\n  [realms.{}]\n  policy_file = {:?}",
+            imported.rules.len(),
+            policy_out.display(),
+            realm.realm,
+            policy_out.display().to_string()
+        );
+    }
+    for skipped in &imported.skipped {
+        println!("not imported: {}: {}", skipped.what, skipped.why);
     }
     Ok(())
 }

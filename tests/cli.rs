@@ -690,3 +690,122 @@ fn policy_file_at_start_and_on_sighup() {
         serde_json::json!([{"type": "repository", "name": "library/a", "actions": ["pull"]}])
     );
 }
+
+/// The access list inside a token for `user:password` and `scope`, from a running server.
+fn granted_access(server: &Portcullis, user: &str, password: &str, scope: &str) -> Value {
+    let url = format!(
+        "{}/auth/realms/default/protocol/docker-v2/auth?service=registry&scope={scope}",
+        server.url()
+    );
+    let out = run_with_stdin(
+        "curl",
+        &["-sf", "-u", &format!("{user}:{password}"), &url],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{user}: {}", describe(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let payload = body["token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let claims =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
+    serde_json::from_slice::<Value>(&claims).unwrap()["access"].clone()
+}
+
+/// An htpasswd file made by `htpasswd -B` logs in; other hash types are listed, not dropped.
+#[test]
+fn htpasswd_import() {
+    let server = Portcullis::start();
+    let file = server.dir.path().join("users.htpasswd");
+    let file_arg = file.to_str().unwrap();
+    for (flags, user, password) in [("-cbB", "alice", "wonder:land"), ("-bm", "bob", "builder")] {
+        let made = run_with_stdin("htpasswd", &[flags, file_arg, user, password], "", &[]);
+        assert!(made.status.success(), "{}", describe(&made));
+    }
+    let output = server.cli_ok(&["import", "htpasswd", file_arg], "");
+    assert!(output.contains("1 user(s) imported"), "{output}");
+    assert!(
+        output.contains("not imported") && output.contains("bob"),
+        "{output}"
+    );
+    for _ in 0..2 {
+        let access = granted_access(&server, "alice", "wonder:land", "repository:alice/app:pull");
+        assert_eq!(
+            access,
+            serde_json::json!([{"type": "repository", "name": "alice/app", "actions": ["pull"]}])
+        );
+    }
+}
+
+/// A docker_auth configuration: users log in with their bcrypt passwords and the imported ACL
+/// decides in first-match order, as docker_auth does.
+#[test]
+fn docker_auth_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/import/testdata/docker_auth.yml"
+    );
+    let policy = dir.path().join("policy.toml");
+    let output = cli_in(
+        dir.path(),
+        port,
+        &[
+            "import",
+            "docker-auth",
+            fixture,
+            "--policy-out",
+            policy.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("written to") && text.contains("first-match"),
+        "{text}"
+    );
+    assert!(text.contains("not imported: section ldap_auth"), "{text}");
+    let check = Command::new(BIN)
+        .args(["policy", "check", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", describe(&check));
+
+    let config = format!(
+        "[realms.default]\npolicy_file = {:?}\n",
+        policy.display().to_string()
+    );
+    let server = Portcullis::start_with_config(&config);
+    let imported = server.cli(
+        &[
+            "import",
+            "docker-auth",
+            fixture,
+            "--policy-out",
+            policy.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(imported.status.success(), "{}", describe(&imported));
+    let pull =
+        |name: &str| serde_json::json!([{"type": "repository", "name": name, "actions": ["pull"]}]);
+    assert_eq!(
+        granted_access(&server, "test", "123", "repository:test-app:pull"),
+        pull("test-app")
+    );
+    assert_eq!(
+        granted_access(&server, "test", "123", "repository:other:pull"),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        granted_access(&server, "admin", "badmin", "repository:anything/x:pull"),
+        pull("anything/x")
+    );
+}
