@@ -4,12 +4,14 @@
 //! SHA-256 of their secret, with no argon2 on that path.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{LockoutSettings, TokenSettings};
 use crate::domain::{RealmName, Username};
 use crate::import::BCRYPT_PREFIXES;
+use crate::metrics::Metrics;
 use crate::munge::MungeError;
 use crate::munge_door::{self, MungeDoors, Payload, RealmDoor};
 use crate::password::{Claim, PasswordError, Verifier, MAX_PASSWORD_LEN};
@@ -189,6 +191,7 @@ pub struct Authenticator {
     refresh_idle_secs: i64,
     doors: Arc<MungeDoors>,
     lockout: LockoutSettings,
+    metrics: Arc<Metrics>,
 }
 
 impl Authenticator {
@@ -198,6 +201,7 @@ impl Authenticator {
         tokens: &TokenSettings,
         doors: Arc<MungeDoors>,
         lockout: &LockoutSettings,
+        metrics: Arc<Metrics>,
     ) -> Authenticator {
         Authenticator {
             store,
@@ -205,6 +209,7 @@ impl Authenticator {
             refresh_idle_secs: i64::from(tokens.refresh_idle_days) * SECS_PER_DAY,
             doors,
             lockout: lockout.clone(),
+            metrics,
         }
     }
 
@@ -459,7 +464,10 @@ impl Authenticator {
             .as_deref()
             .is_some_and(|h| BCRYPT_PREFIXES.iter().any(|p| h.starts_with(p)));
         let plaintext = imported.then(|| SecretString::from(password.expose_secret().to_owned()));
+        let started = Instant::now();
         let matched = self.verifier.verify(&claim, hash.clone(), password).await?;
+        self.metrics
+            .password_checked(started.elapsed().as_secs_f64());
         let refusal = match &record {
             None => Some("unknown user or no password set"),
             Some(_) if !matched => Some("wrong password"),
@@ -468,14 +476,24 @@ impl Authenticator {
         };
         if let Some(reason) = refusal {
             let lockout = &self.lockout;
+            let mut locks = Vec::with_capacity(2);
             if account != address {
-                self.store
-                    .record_failure(&account, now, lockout, lockout.account_threshold)
-                    .await?;
+                let threshold = lockout.account_threshold;
+                locks.push(
+                    self.store
+                        .record_failure(&account, now, lockout, threshold)
+                        .await?,
+                );
             }
-            self.store
-                .record_failure(&address, now, lockout, lockout.address_threshold)
-                .await?;
+            let threshold = lockout.address_threshold;
+            locks.push(
+                self.store
+                    .record_failure(&address, now, lockout, threshold)
+                    .await?,
+            );
+            for _ in locks.iter().filter(|&&until| until > 0) {
+                self.metrics.locked();
+            }
             return Err(AuthnError::Rejected(reason));
         }
         let user = record.expect("a refusal above when there is no record");

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod keys;
+pub mod metrics;
 pub mod munge;
 pub mod munge_door;
 pub mod password;

@@ -12,6 +12,7 @@ use crate::authn::{
 use crate::authz::{self, Authorization};
 use crate::config::TokenSettings;
 use crate::domain::MAX_USERNAME_LEN;
+use crate::metrics::Metrics;
 use crate::policies::{Policies, PoliciesError};
 use crate::realm::Realm;
 use crate::scope::Scope;
@@ -65,6 +66,7 @@ pub struct TokenService {
     store: Store,
     refresh_lifetime_secs: i64,
     policies: Arc<Policies>,
+    metrics: Arc<Metrics>,
 }
 
 impl TokenService {
@@ -73,12 +75,14 @@ impl TokenService {
         tokens: &TokenSettings,
         store: Store,
         policies: Arc<Policies>,
+        metrics: Arc<Metrics>,
     ) -> TokenService {
         TokenService {
             authenticator,
             store,
             refresh_lifetime_secs: i64::from(tokens.refresh_lifetime_days) * SECS_PER_DAY,
             policies,
+            metrics,
         }
     }
 
@@ -93,6 +97,7 @@ impl TokenService {
             client_addr,
         } = request;
         let audit = Audit {
+            metrics: &self.metrics,
             realm,
             service: &service,
             requested: &scopes,
@@ -211,6 +216,7 @@ fn sign(
 
 /// The fields every audit event of one request shares.
 struct Audit<'a> {
+    metrics: &'a Metrics,
     realm: &'a Realm,
     service: &'a str,
     requested: &'a [Scope],
@@ -220,6 +226,8 @@ struct Audit<'a> {
 
 impl Audit<'_> {
     fn granted(&self, principal: &Principal, granted: &[Scope], rules: &[String]) {
+        self.metrics
+            .issued(self.realm.name.as_str(), principal.method.as_str());
         tracing::info!(
             target: "audit",
             outcome = "granted",
@@ -238,6 +246,7 @@ impl Audit<'_> {
     }
 
     fn refused(&self, method: &str, attempted_user: &str, reason: &str) {
+        self.metrics.refused(reason);
         tracing::info!(
             target: "audit",
             outcome = "refused",

@@ -7,14 +7,17 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::time::Instant;
 use tracing_actix_web::TracingLogger;
 
 use crate::authn::Authenticator;
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::munge_door::{DoorError, MungeDoors};
 use crate::password::{Hasher, PasswordError, Verifier};
 use crate::policies::{Policies, PoliciesError};
@@ -77,6 +80,7 @@ impl Application {
         policies.check_files()?;
         reload_policies_on_sighup(policies.clone());
         let doors = Arc::new(MungeDoors::load(settings)?);
+        let metrics = Arc::new(Metrics::new());
         let hasher = Hasher::new(&settings.passwords)?;
         let verifier = Verifier::new(hasher, &settings.passwords, settings.password_check_slots())?;
         let state = web::Data::new(AppState {
@@ -84,23 +88,43 @@ impl Application {
             tokens: TokenService::new(
                 Authenticator::new(
                     store.clone(),
-                    verifier,
+                    verifier.clone(),
                     &settings.tokens,
                     doors,
                     &settings.lockout,
+                    metrics.clone(),
                 ),
                 &settings.tokens,
                 store.clone(),
                 policies.clone(),
+                metrics.clone(),
             ),
             store,
+            verifier: verifier.clone(),
+            metrics: metrics.clone(),
             max_body_bytes: settings.server.max_body_bytes,
             trusted_proxies: settings.server.trusted_proxies.clone(),
         });
 
         let tls = tls_config(settings)?;
         let mut server = HttpServer::new(move || {
+            let metrics = state.metrics.clone();
             App::new()
+                .wrap_fn(move |request, service| {
+                    let started = Instant::now();
+                    let metrics = metrics.clone();
+                    let answer = service.call(request);
+                    async move {
+                        let response = answer.await?;
+                        let route = response.request().match_pattern();
+                        metrics.http(
+                            route.as_deref().unwrap_or("unmatched"),
+                            response.status().as_u16(),
+                            started.elapsed().as_secs_f64(),
+                        );
+                        Ok(response)
+                    }
+                })
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .configure(http::routes)

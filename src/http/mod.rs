@@ -16,6 +16,8 @@ use serde::Serialize;
 
 use self::error::ApiError;
 use crate::domain::RealmName;
+use crate::metrics::Metrics;
+use crate::password::Verifier;
 use crate::realm::{Realm, Realms};
 use crate::service::{self, Issued, TokenService};
 use crate::store::Store;
@@ -28,6 +30,8 @@ pub const REALM_PREFIXES: [&str; 2] = [
 ];
 /// The header proxies add the client's address to.
 const FORWARDED_FOR: &str = "x-forwarded-for";
+/// Media type of the metrics exposition (OpenMetrics text, which Prometheus reads).
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Media type of the PEM bundle.
 const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
 
@@ -36,6 +40,8 @@ pub struct AppState {
     pub realms: Realms,
     pub tokens: TokenService,
     pub store: Store,
+    pub verifier: Verifier,
+    pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     pub trusted_proxies: Vec<IpAddr>,
 }
@@ -53,7 +59,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource(format!("{prefix}/cert-bundle")).route(web::get().to(cert_bundle)));
     }
     cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
 }
 
 /// The answer for unknown routes.
@@ -151,6 +158,12 @@ async fn cert_bundle(
     Ok(HttpResponse::Ok()
         .content_type(PEM_CONTENT_TYPE)
         .body(realm.keys.cert_pem().to_owned()))
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(METRICS_CONTENT_TYPE)
+        .body(state.metrics.render(&state.verifier))
 }
 
 async fn healthz() -> HttpResponse {

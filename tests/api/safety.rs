@@ -178,3 +178,34 @@ async fn a_password_flood_gets_quick_503s_and_tokens_are_still_served() {
         started.elapsed()
     );
 }
+
+/// `/metrics` exposes every series an operator alerts on, with the values the requests produced.
+#[tokio::test]
+async fn metrics_expose_every_named_series() {
+    let app = spawn_app_with(Db::Sqlite, |s| s.lockout.account_threshold = 1).await;
+    app.add_user("default", "alice", "right", Role::User).await;
+    assert_eq!(status(&app, "alice", "right").await, 200);
+    assert_eq!(status(&app, "alice", "right").await, 200);
+    assert_eq!(status(&app, "alice", "wrong").await, 401);
+    assert_eq!(status(&app, "alice", "right").await, 429);
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    for series in [
+        r#"portcullis_tokens_issued_total{realm="default",method="password"} 2"#,
+        r#"portcullis_denials_total{reason="wrong password"} 1"#,
+        r#"portcullis_denials_total{reason="locked after repeated failures"} 1"#,
+        "portcullis_password_check_duration_seconds_count 3",
+        "portcullis_password_check_queue_depth 0",
+        "portcullis_credential_cache_hit_ratio 0.3333",
+        "portcullis_lockouts_total 1",
+        r#"portcullis_http_request_duration_seconds_count{route="/auth/realms/{realm}/protocol/docker-v2",status="200"} 2"#,
+    ] {
+        assert!(text.contains(series), "missing {series:?} in:\n{text}");
+    }
+}
