@@ -809,3 +809,46 @@ fn docker_auth_import() {
         pull("anything/x")
     );
 }
+
+/// `munge import-passwd` maps the uids of a passwd file's existing users and reports the rest.
+#[test]
+fn munge_mappings_from_a_passwd_file() {
+    let server = Portcullis::start();
+    server.add_user("alice", "pw", false);
+    let passwd = server.dir.path().join("passwd");
+    std::fs::write(
+        &passwd,
+        "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/sh\nBad Line\n",
+    )
+    .unwrap();
+    let output = server.cli_ok(
+        &[
+            "munge",
+            "import-passwd",
+            "--platform",
+            "perlmutter",
+            passwd.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(output.contains("1 uid(s) of perlmutter mapped"), "{output}");
+    let listed = server.cli_ok(&["munge", "list"], "");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("perlmutter") && l.contains("1001") && l.contains("alice")),
+        "{listed}"
+    );
+    server.cli_ok(
+        &[
+            "munge",
+            "unmap",
+            "--platform",
+            "perlmutter",
+            "--uid",
+            "1001",
+        ],
+        "",
+    );
+    assert!(!server.cli_ok(&["munge", "list"], "").contains("1001"));
+}

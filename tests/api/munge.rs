@@ -283,3 +283,38 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A platform key readable by others, or too short, stops the server at start.
+#[tokio::test]
+async fn exposed_or_short_platform_keys_refuse_to_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (bytes, mode, expected) in [(vec![7u8; 64], 0o644, "mode"), (vec![7u8; 16], 0o600, "")] {
+        let key_file = dir.path().join(format!("key-{mode:o}-{}", bytes.len()));
+        std::fs::write(&key_file, &bytes).unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut settings = Settings::default();
+        settings.server.listen = "127.0.0.1:0".into();
+        settings.database.url = format!("sqlite://{}/db.sqlite", dir.path().display());
+        settings.keys.dir = dir.path().join("keys");
+        settings.realms.entry("default".into()).or_default().munge = Some(MungeSettings {
+            platforms: vec![PlatformSettings {
+                name: PLATFORM.into(),
+                key_file: key_file.clone(),
+                max_ttl_secs: MAX_TTL_SECS,
+                clock_skew_secs: 0,
+            }],
+            ..MungeSettings::default()
+        });
+        let error = portcullis::startup::Application::build(&settings)
+            .await
+            .err()
+            .expect("refused");
+        let message = error.to_string();
+        assert!(
+            message.contains(PLATFORM) && message.contains(&*key_file.to_string_lossy()),
+            "{message}"
+        );
+        assert!(message.contains(expected), "{message}");
+    }
+}
