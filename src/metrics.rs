@@ -21,6 +21,8 @@ const LATENCY_BUCKETS: (f64, f64, u16) = (0.000_1, 2.0, 16);
 struct IssuedLabels {
     realm: String,
     method: String,
+    /// The MUNGE platform, empty for other methods.
+    platform: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,7 +66,7 @@ impl Metrics {
         let issued = Family::<IssuedLabels, Counter>::default();
         registry.register(
             "tokens_issued",
-            "Tokens issued, by realm and authentication method",
+            "Tokens issued, by realm, authentication method and MUNGE platform",
             issued.clone(),
         );
         let refused = Family::<ReasonLabels, Counter>::default();
@@ -118,10 +120,11 @@ impl Metrics {
     }
 
     /// A token was issued.
-    pub fn issued(&self, realm: &str, method: &str) {
+    pub fn issued(&self, realm: &str, method: &str, platform: &str) {
         let labels = IssuedLabels {
             realm: realm.to_owned(),
             method: method.to_owned(),
+            platform: platform.to_owned(),
         };
         self.issued.get_or_create(&labels).inc();
     }

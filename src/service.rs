@@ -226,8 +226,11 @@ struct Audit<'a> {
 
 impl Audit<'_> {
     fn granted(&self, principal: &Principal, granted: &[Scope], rules: &[String]) {
-        self.metrics
-            .issued(self.realm.name.as_str(), principal.method.as_str());
+        self.metrics.issued(
+            self.realm.name.as_str(),
+            principal.method.as_str(),
+            principal.platform.as_deref().unwrap_or(""),
+        );
         tracing::info!(
             target: "audit",
             outcome = "granted",

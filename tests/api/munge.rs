@@ -107,6 +107,21 @@ async fn mapped_uid_gets_a_token_once(app: TestApp, munged: &Munged) {
     );
     let (status, body) = with_header(&app, &credential).await;
     assert_eq!(status, 401, "replayed: {body}");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    let metrics = metrics.text().await.unwrap();
+    let issued = format!(
+        r#"portcullis_tokens_issued_total{{realm="default",method="munge",platform="{PLATFORM}"}} 1"#
+    );
+    assert!(metrics.contains(&issued), "{metrics}");
+    assert!(
+        metrics.contains(r#"portcullis_denials_total{reason="munge: credential replayed"} 1"#),
+        "{metrics}"
+    );
 
     app.store
         .munge_unmap(&realm_name("default"), PLATFORM, 0)

@@ -197,7 +197,7 @@ async fn metrics_expose_every_named_series() {
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     for series in [
-        r#"portcullis_tokens_issued_total{realm="default",method="password"} 2"#,
+        r#"portcullis_tokens_issued_total{realm="default",method="password",platform=""} 2"#,
         r#"portcullis_denials_total{reason="wrong password"} 1"#,
         r#"portcullis_denials_total{reason="locked after repeated failures"} 1"#,
         "portcullis_password_check_duration_seconds_count 3",
