@@ -19,7 +19,7 @@ use crate::domain::RealmName;
 use crate::metrics::Metrics;
 use crate::password::Verifier;
 use crate::realm::{Realm, Realms};
-use crate::service::{self, Issued, TokenService};
+use crate::service::{self, Issued, TokenRequest, TokenService};
 use crate::store::Store;
 
 /// Route prefixes of a realm's docker-v2 protocol: Keycloak's older layout and its newer one, so a
@@ -96,12 +96,7 @@ async fn token_get(
         credential_headers(&request),
         client_addr(&request, &state.trusted_proxies),
     )?;
-    let issued = state
-        .tokens
-        .issue(&realm, parsed)
-        .await
-        .map_err(|e| ApiError::from_issue(e, &realm.name))?;
-    Ok(token_response(&issued, false))
+    issue(&state, &realm, parsed, ResponseShape::Get).await
 }
 
 async fn token_post(
@@ -118,12 +113,28 @@ async fn token_post(
         &body,
         client_addr(&request, &state.trusted_proxies),
     )?;
+    issue(&state, &realm, parsed, ResponseShape::Post).await
+}
+
+/// GET answers Docker's way; POST adds OAuth2's `scope`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ResponseShape {
+    Get,
+    Post,
+}
+
+async fn issue(
+    state: &AppState,
+    realm: &Realm,
+    request: TokenRequest,
+    shape: ResponseShape,
+) -> Result<HttpResponse, ApiError> {
     let issued = state
         .tokens
-        .issue(&realm, parsed)
+        .issue(realm, request)
         .await
         .map_err(|e| ApiError::from_issue(e, &realm.name))?;
-    Ok(token_response(&issued, true))
+    Ok(token_response(&issued, shape == ResponseShape::Post))
 }
 
 fn token_response(issued: &Issued, with_scope: bool) -> HttpResponse {

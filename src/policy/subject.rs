@@ -5,9 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::rule::RuleError;
-
-/// Longest user or group name a rule can name (the user name limit of the accounts store).
-pub const MAX_SUBJECT_NAME_LEN: usize = 64;
+use crate::domain::Username;
 
 /// The principal a decision is made for: an account name (`None` when anonymous) and the groups
 /// the account belongs to. Realm administrators are members of a group, `admins` by convention.
@@ -107,22 +105,10 @@ impl fmt::Display for SubjectPattern {
     }
 }
 
-/// The user name alphabet: 1-64 of `a-z 0-9 . _ -`, starting and ending with a letter or digit.
-/// Group names follow it too, so a rule can only name subjects that can exist.
+/// The user name alphabet ([`Username`]); group names follow it too, so a rule can only name
+/// subjects that can exist.
 fn is_subject_name(s: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let bytes = s.as_bytes();
-    match (bytes.first(), bytes.last()) {
-        (Some(&first), Some(&last)) => {
-            bytes.len() <= MAX_SUBJECT_NAME_LEN
-                && alnum(first)
-                && alnum(last)
-                && bytes
-                    .iter()
-                    .all(|&b| alnum(b) || matches!(b, b'.' | b'_' | b'-'))
-        }
-        _ => false,
-    }
+    Username::parse(s).is_ok()
 }
 
 #[cfg(test)]
@@ -161,7 +147,7 @@ mod tests {
                 "{bad}"
             );
         }
-        let long = format!("user:{}", "a".repeat(MAX_SUBJECT_NAME_LEN + 1));
+        let long = format!("user:{}", "a".repeat(crate::domain::MAX_USERNAME_LEN + 1));
         assert!(long.parse::<SubjectPattern>().is_err());
     }
 }
