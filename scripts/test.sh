@@ -2,7 +2,7 @@
 # The project's whole check, as CI runs it (.ci/run): installs the external
 # programs the tests drive, starts a throwaway PostgreSQL for them (exported as
 # PORTCULLIS_TEST_POSTGRES_URL, stopped on exit), then runs rustfmt, clippy and
-# every test target.
+# every test target, then the benchmarks in quick mode.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -41,4 +41,12 @@ stage "cargo clippy"
 cargo clippy --all-targets -- -D warnings
 
 stage "cargo test"
-cargo test --all-targets
+# Unit, API, CLI, interop and MUNGE tests; the benches run below, in their quick mode.
+cargo test --lib --bins --tests 2>&1 | tee "$work/test.log"
+
+stage "benchmarks (quick mode: they must build and run; no timings are judged)"
+cargo bench --bench policy -- --warm-up-time 0.1 --measurement-time 0.2 --noplot
+
+# One closing line for the whole suite, summed over every test binary.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' \
+    "$work/test.log"
