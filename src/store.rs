@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, Executor, Row};
 
 use crate::config::{DatabaseSettings, LockoutSettings};
 use crate::domain::{RealmName, Username};
@@ -19,6 +19,16 @@ enum RevokeRefreshTokens {
     Yes,
     No,
 }
+
+/// Settings of every SQLite connection: write-ahead logging (readers never wait for the writer),
+/// a wait instead of an immediate "database is locked", foreign keys enforced, and `NORMAL`
+/// durability, which WAL makes safe against corruption.
+const SQLITE_PRAGMAS: [&str; 4] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",
+];
 
 /// Granularity of a token's recorded last use.
 const LAST_USED_RESOLUTION_SECS: i64 = 60;
@@ -187,6 +197,17 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // The Any driver does not pass SQLite's own defaults on: ask for them.
+                        for pragma in SQLITE_PRAGMAS {
+                            conn.execute(pragma).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await?;
         if let Some(lock_path) = migration_lock {

@@ -79,3 +79,11 @@ async fn health_and_readiness(app: TestApp) {
         assert_eq!(response.status(), 200, "{path}");
     }
 }
+
+/// The embedded database runs in write-ahead-log mode, so readers never wait for a writer.
+#[tokio::test]
+async fn sqlite_uses_write_ahead_logging() {
+    let app = crate::helpers::spawn_app(crate::helpers::Db::Sqlite).await;
+    assert_eq!(app.get_token("service=registry", None).await.status(), 200);
+    assert_eq!(app.sql_text("PRAGMA journal_mode").await, ["wal"]);
+}
