@@ -1,0 +1,447 @@
+#!/usr/bin/env bash
+# Load benchmark of the token endpoint. Builds the release binary, measures the raw cost of one
+# ES256 signature (criterion, `benches/token.rs`), then starts `portcullis serve` on a free
+# loopback port with its own SQLite database, keys and munged, and drives each request path with
+# wrk: anonymous, Basic warm (one user and password over and over: the credential cache's hit
+# path once it exists, argon2 every time until then), Basic cold (a wrong password for one
+# user: argon2 on every request, answered 401), refresh-token POST, access token, and MUNGE
+# (single-use credentials made beforehand by `munge`). For each it reports requests/s, p50/p99
+# latency, the server's CPU per request (utime + stime from /proc) and that CPU as a multiple
+# of one raw signature, plus the server's peak RSS. The Markdown table is printed and written
+# to $CARGO_TARGET_DIR/bench-report.md (default target/). Missed targets and unexpected
+# responses are listed in the report, not failures: the script fails only when something does
+# not run. Everything it starts is stopped on exit.
+#
+#   scripts/bench.sh            # 10 s per path, wrk -t2 -c16
+#   scripts/bench.sh --quick    # 2 s per path, wrk -t1 -c4 (CI: keeps the script working)
+#
+# Needs wrk, curl and the munge tools (scripts/install-deps.sh), and root or a user that may run
+# munged. wrk runs on the same machine, so it takes CPU from the server: requests/s is the pair's,
+# CPU per request the server's alone.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+}
+
+quick=false
+for arg in "$@"; do
+    case $arg in
+        --quick) quick=true ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "bench: unknown argument $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+if [[ $quick == true ]]; then
+    duration_secs=2 threads=1 connections=4 mode="quick"
+    max_munge_credentials=3000
+else
+    duration_secs=10 threads=2 connections=16 mode="full"
+    max_munge_credentials=20000
+fi
+# The issue's targets: server CPU per request over the raw cost of one ES256 signature.
+declare -A target=(
+    [anonymous]="2" [basic-warm]="2.5" [refresh-post]="3.5" [access-token]="3.5" [munge]="3"
+)
+
+export PATH="$PATH:/usr/sbin:/sbin" # munged and mungekey
+for cmd in cargo wrk curl munge munged mungekey getconf; do
+    if ! command -v "$cmd" >/dev/null; then
+        echo "bench: $cmd not found (scripts/install-deps.sh installs wrk and munge)" >&2
+        exit 1
+    fi
+done
+
+target_dir=${CARGO_TARGET_DIR:-target}
+bin="$target_dir/release/portcullis"
+report="$target_dir/bench-report.md"
+clk_tck=$(getconf CLK_TCK)
+
+stage() {
+    printf '\n==> %s\n' "$*" >&2
+}
+
+# --- cleanup: the server, munged and the work directory, whatever happens --------------------
+
+work=$(mktemp -d)
+chmod 0711 "$work" # munged wants every directory above its socket searchable by all
+server_pid=""
+munge_socket="$work/munge/socket/munge.socket"
+cleanup() {
+    trap '' INT TERM # a second signal must not cut the cleanup short
+    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    if [[ -S $munge_socket ]]; then
+        munged --stop -S "$munge_socket" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- build, and the unit: one raw ES256 signature ------------------------------------------
+
+stage "build (release)"
+cargo build --release
+cargo bench --bench token --no-run
+
+# Criterion's "time: [low mid high]" line of es256/raw_signature; its middle estimate in µs.
+stage "raw ES256 signature (cargo bench --bench token -- --quick es256/raw_signature)"
+cargo bench --bench token -- --quick es256/raw_signature | tee "$work/criterion.out" >&2
+sign_us=$(awk '
+    /^es256\/raw_signature/ { found = 1 }
+    found && /time:/ {
+        sub(/.*\[/, ""); value = $3; unit = $4
+        scale = (unit == "ns") ? 0.001 : (unit == "ms") ? 1000 : (unit == "s") ? 1e6 : 1
+        printf "%.2f", value * scale; exit
+    }' "$work/criterion.out")
+if [[ -z $sign_us ]]; then
+    echo "bench: no es256/raw_signature estimate in criterion's output" >&2
+    exit 1
+fi
+echo "one raw ES256 signature: $sign_us µs" >&2
+
+# --- a private munged and the server ----------------------------------------------------------
+
+stage "start munged and the server"
+mkdir -p "$work/munge/socket"
+chmod 0711 "$work/munge" "$work/munge/socket"
+munge_key="$work/munge/munge.key"
+mungekey -c -k "$munge_key"
+chmod 0600 "$munge_key"
+munged --key-file="$munge_key" -S "$munge_socket" \
+    --pid-file="$work/munge/munged.pid" --log-file="$work/munge/munged.log" \
+    --seed-file="$work/munge/munged.seed"
+
+cat >"$work/portcullis.toml" <<EOF
+[realms.default.munge]
+default_location = true
+
+[[realms.default.munge.platforms]]
+name = "bench"
+key_file = "$munge_key"
+EOF
+
+export PORTCULLIS_CONFIG="$work/portcullis.toml"
+export PORTCULLIS__SERVER__LISTEN="127.0.0.1:0"
+export PORTCULLIS__DATABASE__URL="sqlite://$work/db/portcullis.db"
+export PORTCULLIS__KEYS__DIR="$work/keys"
+export PORTCULLIS__LOG__LEVEL="warn"
+# The cold path sends one wrong password over and over: keep lockout out of the way so that it
+# measures argon2, not the lock.
+export PORTCULLIS__LOCKOUT__ACCOUNT_THRESHOLD=1000000000
+export PORTCULLIS__LOCKOUT__ADDRESS_THRESHOLD=1000000000
+unset RUST_LOG
+
+"$bin" serve >"$work/server.out" 2>"$work/server.err" &
+server_pid=$!
+port=""
+for _ in $(seq 300); do
+    port=$(sed -n 's|.*realm: http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$work/server.out" | head -n 1)
+    if [[ -n $port ]] || ! kill -0 "$server_pid" 2>/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+if [[ -z $port ]]; then
+    echo "bench: the server did not start:" >&2
+    cat "$work/server.err" >&2
+    exit 1
+fi
+base="http://127.0.0.1:$port"
+curl -fsS "$base/readyz" >/dev/null
+auth_url="$base/auth/realms/default/protocol/docker-v2/auth"
+echo "server pid $server_pid on $base" >&2
+
+# --- accounts and secrets ---------------------------------------------------------------------
+
+stage "users, access token, refresh token, MUNGE mapping"
+alice_password="bench-alice-$RANDOM$RANDOM"
+echo "$alice_password" | "$bin" user add alice --password-stdin >/dev/null
+# carol only ever gets wrong passwords, so whatever that does to an account spares alice.
+echo "bench-carol-$RANDOM$RANDOM" | "$bin" user add carol --password-stdin >/dev/null
+access_token=$("$bin" token create --user alice --name bench 2>/dev/null)
+refresh_token=$(curl -fsS -u "alice:$alice_password" \
+    "$auth_url?service=registry&offline_token=true&client_id=bench" |
+    sed -n 's/.*"refresh_token":"\([^"]*\)".*/\1/p')
+if [[ -z $refresh_token ]]; then
+    echo "bench: no refresh_token in the offline_token response" >&2
+    exit 1
+fi
+"$bin" munge map --platform bench --uid "$(id -u)" --user alice >/dev/null
+
+# --- wrk ---------------------------------------------------------------------------------------
+
+# Every wrk script ends with this done(): one machine-readable line, then the script's own.
+report_lua='
+function done(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format(
+        "BENCH requests=%d duration_us=%d p50_us=%.0f p99_us=%.0f non2xx=%d socket_errors=%d\n",
+        summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+        e.status, e.connect + e.read + e.write + e.timeout))
+    if report_extra then report_extra() end
+end
+'
+
+# The server's utime + stime, in clock ticks (fields 14 and 15 of /proc/PID/stat, counted after
+# the parenthesised command name, which may hold spaces).
+cpu_ticks() {
+    local stat
+    stat=$(<"/proc/$server_pid/stat")
+    stat=${stat##*) }
+    awk '{ print $12 + $13 }' <<<"$stat"
+}
+
+# The server's peak resident set, in MiB.
+peak_rss_mib() {
+    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status"
+}
+
+# Field NAME of a line of NAME=VALUE words.
+field() {
+    sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<"$2"
+}
+
+# run_wrk NAME DURATION LUA WRK-ARGS...: one wrk run; leaves its BENCH line in $wrk_line, the
+# server's CPU ticks in $wrk_ticks and wrk's whole output in $work/NAME.wrk.
+run_wrk() {
+    local name=$1 duration=$2 lua=$3
+    shift 3
+    local script="$work/$name.lua" out="$work/$name.wrk"
+    printf '%s\n%s\n' "$lua" "$report_lua" >"$script"
+    stage "$name: wrk -t$threads -c$connections -d${duration}s"
+    local before after
+    before=$(cpu_ticks)
+    if ! wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$script" "$@" >"$out" 2>&1; then
+        cat "$out" >&2
+        echo "bench: wrk failed on $name" >&2
+        exit 1
+    fi
+    after=$(cpu_ticks)
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        cat "$out" "$work/server.err" >&2
+        echo "bench: the server died during $name" >&2
+        exit 1
+    fi
+    sed -n '/^Running/,$p' "$out" | grep -v '^BENCH ' >&2
+    wrk_line=$(grep '^BENCH ' "$out")
+    wrk_ticks=$((after - before))
+    if (($(field requests "$wrk_line") == 0)); then
+        echo "bench: no responses on $name" >&2
+        exit 1
+    fi
+}
+
+# Responses per second of the last run.
+wrk_rate() {
+    awk -v n="$(field requests "$wrk_line")" -v d="$(field duration_us "$wrk_line")" \
+        'BEGIN { printf "%.0f", n / (d / 1e6) }'
+}
+
+rows=()
+warnings=()
+# run_path NAME EXPECT NOTE DURATION LUA WRK-ARGS...: measures one path and appends its table
+# row; EXPECT is "2xx" or "non-2xx" (every response refused).
+run_path() {
+    local name=$1 expect=$2 note=$3 duration=$4 lua=$5
+    shift 5
+    run_wrk "$name" "$duration" "$lua" "$@"
+    local requests non2xx socket_errors
+    requests=$(field requests "$wrk_line")
+    non2xx=$(field non2xx "$wrk_line")
+    socket_errors=$(field socket_errors "$wrk_line")
+    if [[ $expect == 2xx ]] && ((non2xx > 0)); then
+        warnings+=("$name: $non2xx of $requests responses were not 2xx")
+    elif [[ $expect == non-2xx ]] && ((non2xx != requests)); then
+        warnings+=("$name: $((requests - non2xx)) of $requests responses were 2xx, expected none")
+    fi
+    if ((socket_errors > 0)); then
+        warnings+=("$name: $socket_errors socket errors or timeouts (see wrk's output above)")
+    fi
+    rows+=("$(awk -v name="$name" -v note="$note" -v n="$requests" \
+        -v d="$(field duration_us "$wrk_line")" -v p50="$(field p50_us "$wrk_line")" \
+        -v p99="$(field p99_us "$wrk_line")" -v ticks="$wrk_ticks" -v hz="$clk_tck" \
+        -v sign="$sign_us" -v target="${target[$name]:-}" -v bad="$non2xx" \
+        -v sock="$socket_errors" -v rss="$(peak_rss_mib)" '
+        function ms(us) { return (us < 1000) ? sprintf("%.2f", us / 1000) : sprintf("%.1f", us / 1000) }
+        BEGIN {
+            cpu = ticks / hz * 1e6 / n; ratio = cpu / sign
+            verdict = (target == "") ? "—" : sprintf("≤ %s× %s", target, (ratio <= target) ? "met" : "**missed**")
+            printf "| %s | %.0f | %s | %s | %.0f | %.1f× | %s | %d | %d / %d | %s | %s |",
+                name, n / (d / 1e6), ms(p50), ms(p99), cpu, ratio, verdict, n, bad, sock, rss, note
+        }')")
+}
+
+# Other work on the machine skews every figure; the report shows how busy it was.
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+common_scope="scope=repository:alice/app:pull,push"
+basic() { printf 'Authorization: Basic %s' "$(printf '%s' "$1" | base64 -w0)"; }
+
+run_path anonymous 2xx "no credentials; no access granted" "$duration_secs" "" \
+    "$auth_url?service=registry&scope=repository:library/alpine:pull"
+run_path basic-warm 2xx "alice, same password each time (verified-credential cache hit after the first)" \
+    "$duration_secs" "" -H "$(basic "alice:$alice_password")" "$auth_url?service=registry&$common_scope"
+run_path basic-cold non-2xx "carol, wrong password: one argon2 check per request, all answered 401" \
+    "$duration_secs" "" -H "$(basic "carol:wrong-password")" "$auth_url?service=registry&$common_scope"
+refresh_lua="wrk.method = \"POST\"
+wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"
+wrk.body = \"grant_type=refresh_token&client_id=bench&service=registry&$common_scope&refresh_token=$refresh_token\""
+run_path refresh-post 2xx "grant_type=refresh_token form (database lookup)" "$duration_secs" \
+    "$refresh_lua" "$auth_url"
+run_path access-token 2xx "Basic alice:<access token> (database lookup, no argon2)" "$duration_secs" "" \
+    -H "$(basic "alice:$access_token")" "$auth_url?service=registry&$common_scope"
+access_rate=$(wrk_rate)
+
+# --- MUNGE: single-use credentials, made beforehand --------------------------------------------
+
+# make_credentials N FILE: N credentials from munge (uid of this script, empty payload, munged's
+# default cipher, MAC and ttl), one a line, made by one loop per CPU.
+make_credentials() {
+    local count=$1 file=$2 jobs pids=() j i pid
+    jobs=$(nproc)
+    for ((j = 0; j < jobs; j++)); do
+        (
+            for ((i = j; i < count; i += jobs)); do
+                munge -n -S "$munge_socket"
+            done >"$file.$j"
+        ) &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid"
+    done
+    cat "$file".* >"$file"
+    rm -f "$file".*
+}
+
+# munge_lua FILE: each wrk thread sends its own share of FILE's credentials, each once; when they
+# run out it repeats its last one, which the replay cache refuses (counted and reported).
+munge_lua() {
+    cat <<EOF
+local threads = {}
+function setup(thread)
+    thread:set("id", #threads)
+    table.insert(threads, thread)
+end
+function init(args)
+    credentials, used, replayed = {}, 0, 0
+    local n = 0
+    for line in io.lines("$1") do
+        if n % $threads == id then table.insert(credentials, line) end
+        n = n + 1
+    end
+end
+function request()
+    used = used + 1
+    local credential = credentials[used]
+    if credential == nil then
+        replayed = replayed + 1
+        credential = credentials[#credentials]
+    end
+    wrk.headers["authentication"] = credential
+    return wrk.format()
+end
+function report_extra()
+    local used, replayed = 0, 0
+    for _, thread in ipairs(threads) do
+        used = used + thread:get("used")
+        replayed = replayed + thread:get("replayed")
+    end
+    io.write(string.format("MUNGE sent=%d replayed=%d\n", used - replayed, replayed))
+end
+EOF
+}
+
+munge_url="$auth_url?service=registry&scope=repository:alice/app:pull"
+# Making a credential takes a munge process (~2 ms), so make about as many as a run uses: a 1 s
+# probe with enough for the access-token path's rate, then the run sized for twice the probe's
+# rate, shortened when that would take more than $max_munge_credentials.
+probe_credentials=$((access_rate * 5 / 4 + connections))
+((probe_credentials <= max_munge_credentials)) || probe_credentials=$max_munge_credentials
+stage "MUNGE probe: $probe_credentials credentials"
+make_credentials "$probe_credentials" "$work/probe.credentials"
+run_wrk munge-probe 1 "$(munge_lua "$work/probe.credentials")" "$munge_url"
+probe_rate=$(wrk_rate)
+if (($(field replayed "$(grep '^MUNGE ' "$work/munge-probe.wrk")") > 0)); then
+    probe_rate=$((probe_rate > access_rate ? probe_rate : access_rate)) # ran out: rate unknown
+fi
+munge_rate=$((probe_rate * 2 + 1))
+munge_duration=$duration_secs
+if ((munge_rate * munge_duration > max_munge_credentials)); then
+    munge_duration=$((max_munge_credentials / munge_rate))
+    ((munge_duration >= 1)) || munge_duration=1
+fi
+credentials=$((munge_rate * munge_duration + 4 * connections))
+stage "MUNGE: $credentials credentials"
+make_credentials "$credentials" "$work/credentials"
+run_path munge 2xx "authentication header, empty payload, uid mapped to alice (replay-cache write)" \
+    "$munge_duration" "$(munge_lua "$work/credentials")" "$munge_url"
+munge_line=$(grep '^MUNGE ' "$work/munge.wrk")
+if (($(field replayed "$munge_line") > 0)); then
+    warnings+=("munge: the $credentials credentials ran out; $(field replayed "$munge_line") requests were replays")
+fi
+
+# --- password flood -----------------------------------------------------------------------------
+# 1000 connections sending wrong passwords (the queue refuses what the pool cannot take) while a
+# second wrk keeps asking with an access token: the token requests' latency during the flood, and
+# the server's peak memory, are what the flood must not ruin.
+flood_secs=$((duration_secs > 4 ? duration_secs : 4))
+stage "password flood: wrk -t2 -c1000 -d${flood_secs}s wrong passwords, with access-token requests beside it"
+wrk -t2 -c1000 -d"${flood_secs}s" -H "$(basic "carol:wrong-password")" \
+    "$auth_url?service=registry&$common_scope" >"$work/flood.wrk" 2>&1 &
+flood_pid=$!
+sleep 1
+saved_connections=$connections
+connections=4
+run_path access-during-flood 2xx "access-token requests while 1000 connections send wrong passwords" \
+    $((flood_secs - 2)) "" -H "$(basic "alice:$access_token")" "$auth_url?service=registry&$common_scope"
+connections=$saved_connections
+wait "$flood_pid" || warnings+=("the flood's wrk failed: $(tail -n 3 "$work/flood.wrk")")
+flood_summary=$(grep -E 'requests in|Non-2xx' "$work/flood.wrk" | tr -s ' ' | tr '\n' ';')
+
+# --- report ------------------------------------------------------------------------------------
+
+# The SQLite header's write-version byte: 1 rollback journal, 2 WAL.
+case $(od -An -tu1 -j18 -N1 "$work/db/portcullis.db" | tr -d ' ') in
+    2) journal="WAL" ;;
+    1) journal="rollback journal, not WAL" ;;
+    *) journal="unknown journal mode" ;;
+esac
+log_problems=$(grep -c -E ' (WARN|ERROR) ' "$work/server.err" || true)
+if ((log_problems > 0)); then
+    warnings+=("the server logged $log_problems warnings or errors: $(grep -m1 -E ' (WARN|ERROR) ' "$work/server.err")")
+fi
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+mode_flag=""
+[[ $quick == true ]] && mode_flag=" --quick"
+{
+    echo "## Load benchmark ($mode mode, $(date -u +%Y-%m-%d))"
+    echo
+    echo "Machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, $(uname -sr); $(rustc --version);"
+    echo "1-minute load average $load_before before the runs, $(cut -d' ' -f1 /proc/loadavg) after."
+    echo
+    echo "Method: \`scripts/bench.sh$mode_flag\`: release build; SQLite ($journal) in a temporary"
+    echo "directory; \`server.workers\` = one per CPU; \`wrk -t$threads -c$connections -d${duration_secs}s\` on the same"
+    echo "machine (MUNGE: ${munge_duration} s, with $credentials single-use credentials made beforehand, of which"
+    echo "$(field sent "$munge_line") were sent). CPU per request is the server's utime + stime from /proc over"
+    echo "the run divided by the responses wrk counted. The unit is one raw ES256 signature (aws-lc-rs,"
+    echo "key parsed once; criterion \`es256/raw_signature\`) measured in the same run: **$sign_us µs**."
+    echo "Peak RSS is the server's VmHWM after each path. The flood: ${flood_summary:-no summary}."
+    echo
+    echo "| path | req/s | p50 ms | p99 ms | CPU µs/req | × signature | target | responses | non-2xx / socket errors | peak RSS MiB | what |"
+    echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"
+    printf '%s\n' "${rows[@]}"
+    if ((${#warnings[@]} > 0)); then
+        echo
+        printf -- '- warning: %s\n' "${warnings[@]}"
+    fi
+} >"$report"
+
+stage "report ($report)"
+cat "$report"
