@@ -45,7 +45,8 @@ stage "cargo test"
 cargo test --lib --bins --tests 2>&1 | tee "$work/test.log"
 
 stage "benchmarks (quick mode: they must build and run; no timings are judged)"
-cargo bench --bench policy -- --warm-up-time 0.1 --measurement-time 0.2 --noplot
+cargo bench --bench policy --bench token -- --warm-up-time 0.1 --measurement-time 0.2 --noplot
+scripts/bench.sh --quick
 
 # One closing line for the whole suite, summed over every test binary.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' \
