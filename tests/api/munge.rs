@@ -203,6 +203,20 @@ async fn shifter_carriers_work(app: TestApp, munged: &Munged) {
         "alice",
         "POST password grant carrying a credential"
     );
+    let response = app
+        .client
+        .post(app.token_url("default"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authentication", make(munged, &[], b""))
+        .body("grant_type=password&client_id=gateway&service=registry")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "POST with the authentication header"
+    );
 }
 
 async fn binding_and_restriction(app: TestApp, munged: &Munged) {
