@@ -3,23 +3,23 @@
 //! Run with `cargo bench --bench token`; `scripts/bench.sh` reads `es256/raw_signature` from it as
 //! the unit its server figures are divided by. Needs the `munge` tools (scripts/install-deps.sh).
 
-use std::fs;
 use std::hint::black_box;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
 use criterion::{criterion_group, criterion_main, Criterion};
+use munged::Munged;
 use portcullis::domain::RealmName;
 use portcullis::keys::RealmKeys;
-use portcullis::munge::{decode, DecodePolicy, MungeKey};
+use portcullis::munge::{decode, DecodePolicy};
 use portcullis::scope::{self, Scope};
 use portcullis::token::{Claims, ResourceActions, Signer, DEFAULT_TOKEN_TTL_SECS};
 
 /// The issuer of the default realm of a server on its default address.
+/// A private munged, as the MUNGE tests start one.
+#[path = "../tests/munge/support/mod.rs"]
+#[allow(dead_code)] // the decoder tests use the rest of this support module
+mod munged;
+
 const ISSUER: &str = "http://127.0.0.1:5001/auth/realms/default/protocol/docker-v2/auth";
 /// `docker push alice/app` with a layer mounted from `library/alpine`: two `scope` parameters.
 const PUSH_SCOPES: [&str; 2] = [
@@ -33,16 +33,9 @@ const GATEWAY_PAYLOAD: &[u8] = br#"{"authorized_locations":{"default":"alice:pa:
 /// The platform name the decoder is given for munged's key.
 const PLATFORM: &str = "bench";
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
-}
-
 /// The claims of a `docker push`: both scopes granted, as the server would sign them.
 fn push_claims(jti: String) -> Claims<'static> {
-    let now = unix_now();
+    let now = munged::now();
     let access = scope::parse_all(PUSH_SCOPES)
         .expect("push scopes parse")
         .iter()
@@ -102,104 +95,19 @@ fn scope_parsing(c: &mut Criterion) {
     group.finish();
 }
 
-/// A munged of our own (as tests/munge/support does): a fresh key and a socket in a private
-/// directory, stopped on drop. munged wants every directory above its socket searchable by all.
-struct Munged {
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-}
-
-impl Munged {
-    fn start() -> Munged {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711)).expect("chmod dir");
-        let file = |name: &str| dir.path().join(name);
-        run(Command::new("mungekey")
-            .arg("-c")
-            .arg("-k")
-            .arg(file("munge.key")));
-        fs::set_permissions(file("munge.key"), fs::Permissions::from_mode(0o600))
-            .expect("chmod key");
-        fs::create_dir(file("socket")).expect("socket directory");
-        fs::set_permissions(file("socket"), fs::Permissions::from_mode(0o711))
-            .expect("chmod socket directory");
-        let socket = file("socket").join("munge.socket");
-        run(Command::new("munged")
-            .arg(format!("--key-file={}", file("munge.key").display()))
-            .arg("-S")
-            .arg(&socket)
-            .arg(format!("--pid-file={}", file("munged.pid").display()))
-            .arg(format!("--log-file={}", file("munged.log").display()))
-            .arg(format!("--seed-file={}", file("munged.seed").display())));
-        Munged { dir, socket }
-    }
-
-    fn key(&self) -> MungeKey {
-        MungeKey::from_file(self.dir.path().join("munge.key")).expect("munged's key loads")
-    }
-
-    /// `munge` with its default cipher, MAC and ttl, `payload` on stdin.
-    fn encode(&self, payload: &[u8]) -> String {
-        let mut child = Command::new("munge")
-            .arg("-S")
-            .arg(&self.socket)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("munge starts (is the munge package installed?)");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(payload)
-            .expect("payload written");
-        let output = child.wait_with_output().expect("munge finishes");
-        assert!(
-            output.status.success(),
-            "munge failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("credential is text")
-    }
-}
-
-impl Drop for Munged {
-    fn drop(&mut self) {
-        let _ = Command::new("munged")
-            .arg("--stop")
-            .arg("-S")
-            .arg(&self.socket)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn run(command: &mut Command) {
-    let output = command.output().unwrap_or_else(|e| {
-        panic!("{command:?} does not start ({e}): run scripts/install-deps.sh")
-    });
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 fn munge_decoding(c: &mut Criterion) {
-    let munged = Munged::start();
+    let munged = Munged::start(&[]);
     let key = munged.key();
     let keys = [(PLATFORM, &key)];
     let policy = DecodePolicy::default();
     // Decoded at the second they were made, so the credentials stay in their window however
     // long the run takes; replay is the server's check, not the decoder's.
-    let now = unix_now();
+    let now = munged::now();
     let payloads: [(&str, &[u8]); 2] = [("empty_payload", b""), ("json_payload", GATEWAY_PAYLOAD)];
 
     let mut group = c.benchmark_group("munge_decode");
     for (label, payload) in payloads {
-        let credential = munged.encode(payload);
+        let credential = munged.encode(&[], payload);
         let decoded = decode(&credential, &keys, now, &policy).expect("munge's credential decodes");
         assert_eq!(decoded.payload(), payload);
         group.bench_function(label, |b| {
