@@ -1,13 +1,15 @@
 //! Authentication: turns the credentials of a token request into a [`Principal`], or refuses them.
 //! Unknown user, disabled user, bad name and wrong password all cost one argon2 check and give the
 //! same answer; the precise reason goes to the audit log only. Refresh tokens are found by the
-//! SHA-256 of their secret, with no argon2 on that path.
+//! SHA-256 of their secret, with no argon2 on that path. Accounts, tokens, mappings and failure
+//! records are read through the [`Accounts`] cache, as of the request's change counters.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::accounts::{Account, Accounts, TokenEntry};
 use crate::config::{LockoutSettings, TokenSettings};
 use crate::domain::{RealmName, Username};
 use crate::import::BCRYPT_PREFIXES;
@@ -15,12 +17,12 @@ use crate::metrics::Metrics;
 use crate::munge::MungeError;
 use crate::munge_door::{self, MungeDoors, Payload, RealmDoor};
 use crate::password::{Claim, PasswordError, Verifier, MAX_PASSWORD_LEN};
-use crate::policy::ADMIN_GROUP;
-use crate::policy::{Evaluation, Policy, Rule, RuleError, RuleText};
+use crate::policy::Policy;
 use crate::realm::Realm;
 use crate::scope::{self, Scope};
 use crate::secret::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
-use crate::store::{unix_now, Role, Store, StoreError, TokenKind, UserRecord};
+use crate::store::changes::Counters;
+use crate::store::{unix_now, FailureRecord, Store, StoreError, TokenKind};
 
 /// Seconds in a day, for the day-denominated token settings.
 pub const SECS_PER_DAY: i64 = 86_400;
@@ -187,6 +189,7 @@ pub enum AuthnError {
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
+    accounts: Arc<Accounts>,
     verifier: Verifier,
     refresh_idle_secs: i64,
     doors: Arc<MungeDoors>,
@@ -204,6 +207,7 @@ impl Authenticator {
         metrics: Arc<Metrics>,
     ) -> Authenticator {
         Authenticator {
+            accounts: Arc::new(Accounts::new(store.clone())),
             store,
             verifier,
             refresh_idle_secs: i64::from(tokens.refresh_idle_days) * SECS_PER_DAY,
@@ -213,14 +217,20 @@ impl Authenticator {
         }
     }
 
-    /// The principal behind `credentials` in `realm`.
+    /// The principal behind `credentials` in `realm`, as of the change `counters`.
     #[tracing::instrument(name = "authenticate", skip_all, fields(realm = %realm.name))]
     pub async fn authenticate(
         &self,
         realm: &Realm,
         credentials: Credentials,
         binding: &Binding<'_>,
+        counters: &Counters,
     ) -> Result<Principal, AuthnError> {
+        let request = Request {
+            realm,
+            binding,
+            counters,
+        };
         match credentials {
             Credentials::Anonymous => Ok(Principal {
                 user: None,
@@ -229,16 +239,16 @@ impl Authenticator {
                 limit: None,
                 platform: None,
             }),
-            Credentials::Munge { credential } => self.munge(realm, &credential, binding).await,
+            Credentials::Munge { credential } => self.munge(&request, &credential).await,
             Credentials::Password { username, password } => {
-                self.password(realm, &username, password, binding).await
+                self.password(&request, &username, password).await
             }
             Credentials::RefreshToken { username, token } => {
-                self.token(realm, TokenKind::Refresh, username.as_deref(), &token)
+                self.token(&request, TokenKind::Refresh, username.as_deref(), &token)
                     .await
             }
             Credentials::AccessToken { username, token } => {
-                self.token(realm, TokenKind::Access, Some(&username), &token)
+                self.token(&request, TokenKind::Access, Some(&username), &token)
                     .await
             }
         }
@@ -249,10 +259,10 @@ impl Authenticator {
     /// Basic credentials would be.
     async fn munge(
         &self,
-        realm: &Realm,
+        request: &Request<'_>,
         credential: &SecretString,
-        binding: &Binding<'_>,
     ) -> Result<Principal, AuthnError> {
+        let realm = request.realm;
         let Some(door) = self.doors.realm(&realm.name) else {
             return Err(AuthnError::Rejected("munge: not accepted in this realm"));
         };
@@ -274,21 +284,20 @@ impl Authenticator {
         }
         let platform = decoded.platform().to_owned();
         let mut principal = if decoded.payload().is_empty() {
-            let user = self
-                .store
-                .munge_user(&realm.name, &platform, decoded.uid())
+            let account = self
+                .accounts
+                .munge_user(request.counters, &realm.name, &platform, decoded.uid())
                 .await?;
-            let Some(user) = user else {
+            let Some(account) = account else {
                 tracing::warn!(target: "audit", platform = %platform, uid = decoded.uid(), "munge: unmapped uid");
                 return Err(AuthnError::Rejected("munge: unmapped uid"));
             };
-            if user.disabled {
+            if account.record.disabled {
                 return Err(AuthnError::Rejected("user disabled"));
             }
-            self.principal(user, Method::Munge, None).await?
+            principal(&account, Method::Munge, None)
         } else {
-            self.munge_payload(realm, door, decoded.payload(), binding)
-                .await?
+            self.munge_payload(request, door, decoded.payload()).await?
         };
         principal.method = Method::Munge;
         principal.platform = Some(platform);
@@ -299,11 +308,11 @@ impl Authenticator {
     /// `user:password` (split at the first colon; passwords may hold colons).
     async fn munge_payload(
         &self,
-        realm: &Realm,
+        request: &Request<'_>,
         door: &RealmDoor,
         payload: &[u8],
-        binding: &Binding<'_>,
     ) -> Result<Principal, AuthnError> {
+        let binding = request.binding;
         let payload: Payload = serde_json::from_slice(payload)
             .map_err(|_| AuthnError::Rejected("munge: payload is not the gateway's JSON"))?;
         if payload
@@ -335,14 +344,14 @@ impl Authenticator {
         ))?;
         match Credentials::from_user_and_secret(username.to_owned(), SecretString::from(secret)) {
             Credentials::Password { username, password } => {
-                self.password(realm, &username, password, binding).await
+                self.password(request, &username, password).await
             }
             Credentials::AccessToken { username, token } => {
-                self.token(realm, TokenKind::Access, Some(&username), &token)
+                self.token(request, TokenKind::Access, Some(&username), &token)
                     .await
             }
             Credentials::RefreshToken { username, token } => {
-                self.token(realm, TokenKind::Refresh, username.as_deref(), &token)
+                self.token(request, TokenKind::Refresh, username.as_deref(), &token)
                     .await
             }
             Credentials::Anonymous | Credentials::Munge { .. } => Err(AuthnError::Rejected(
@@ -354,7 +363,7 @@ impl Authenticator {
     /// A refresh or access token, found by the digest of its secret (no argon2 on this path).
     async fn token(
         &self,
-        realm: &Realm,
+        request: &Request<'_>,
         kind: TokenKind,
         username: Option<&str>,
         secret: &SecretString,
@@ -366,24 +375,30 @@ impl Authenticator {
         if !secret::looks_like(secret.expose_secret(), prefix) {
             return Err(AuthnError::Rejected("malformed token"));
         }
-        let found = self
-            .store
-            .find_token(&realm.name, kind, &secret::sha256_hex(secret))
-            .await?;
-        let Some((token, user)) = found else {
+        let (realm, counters) = (&request.realm.name, request.counters);
+        let digest = secret::sha256_hex(secret);
+        let Some(mut token) = self.accounts.token(counters, realm, kind, &digest).await? else {
             return Err(AuthnError::Rejected("unknown token"));
         };
         let now = unix_now();
-        let last_active = token.last_used_at.unwrap_or(token.created_at);
-        let refusal = if token.revoked_at.is_some() {
+        if self.idle(&token, now) {
+            // Another instance may have recorded a use this one has not seen.
+            token = self
+                .accounts
+                .reload_token(counters, realm, kind, &digest)
+                .await?
+                .ok_or(AuthnError::Rejected("unknown token"))?;
+        }
+        let record = &token.record;
+        let refusal = if record.revoked_at.is_some() {
             Some("token revoked")
-        } else if token.expires_at.is_some_and(|at| at <= now) {
+        } else if record.expires_at.is_some_and(|at| at <= now) {
             Some("token expired")
-        } else if kind == TokenKind::Refresh && last_active + self.refresh_idle_secs <= now {
+        } else if self.idle(&token, now) {
             Some("refresh token idle too long")
-        } else if user.disabled {
+        } else if token.owner.record.disabled {
             Some("user disabled")
-        } else if username.is_some_and(|name| name != user.username.as_str()) {
+        } else if username.is_some_and(|name| name != token.owner.record.username.as_str()) {
             Some("token of another user")
         } else {
             None
@@ -391,71 +406,59 @@ impl Authenticator {
         if let Some(reason) = refusal {
             return Err(AuthnError::Rejected(reason));
         }
-        let limit = match &token.scopes {
-            Some(scopes) => {
-                Some(Arc::new(scope_limit(scopes).map_err(|_| {
-                    AuthnError::Rejected("token scopes no longer valid")
-                })?))
-            }
-            None => None,
-        };
-        self.store.touch_token(&token.id, now).await?;
-        let mut principal = self.principal(user, method, Some(token.id)).await?;
+        let limit = token
+            .limit
+            .as_ref()
+            .map_err(|_| AuthnError::Rejected("token scopes no longer valid"))?
+            .clone();
+        if token.note_use(now) {
+            self.store.touch_token(&record.id, now).await?;
+        }
+        let mut principal = principal(&token.owner, method, Some(record.id.clone()));
         principal.limit = limit;
         Ok(principal)
     }
 
-    /// The principal of an authenticated user, with their groups.
-    async fn principal(
-        &self,
-        user: UserRecord,
-        method: Method,
-        token_id: Option<String>,
-    ) -> Result<Principal, AuthnError> {
-        let mut groups = self.store.user_groups(user.id).await?;
-        if user.role == Role::Admin {
-            groups.push(ADMIN_GROUP.to_owned());
-        }
-        Ok(Principal {
-            user: Some(User {
-                id: user.id,
-                username: user.username,
-                groups,
-            }),
-            method,
-            token_id,
-            limit: None,
-            platform: None,
-        })
+    /// True for a refresh token unused for longer than allowed.
+    fn idle(&self, token: &TokenEntry, now: i64) -> bool {
+        token.record.kind == TokenKind::Refresh
+            && token.last_active() + self.refresh_idle_secs <= now
     }
 
     async fn password(
         &self,
-        realm: &Realm,
+        request: &Request<'_>,
         username: &str,
         password: SecretString,
-        binding: &Binding<'_>,
     ) -> Result<Principal, AuthnError> {
         if password.expose_secret().len() > MAX_PASSWORD_LEN {
             return Err(AuthnError::Rejected("password too long"));
         }
+        let (realm, counters) = (request.realm, request.counters);
         let now = unix_now();
         let name = Username::parse(username).ok();
-        let address = format!("address:{}", binding.client_addr);
+        let address = format!("address:{}", request.binding.client_addr);
         // Only valid names get an account counter, so junk names cannot fill the table.
         let account = name
             .as_ref()
             .map_or_else(|| address.clone(), |n| lockout_subject(&realm.name, n));
-        if let Some(until) = self.store.locked_until([&account, &address], now).await? {
+        let [account_failures, address_failures] = self
+            .accounts
+            .failures(counters, [&account, &address])
+            .await?;
+        let locked_until = account_failures
+            .locked_until
+            .max(address_failures.locked_until);
+        if locked_until > now {
             return Err(AuthnError::Locked {
-                retry_after_secs: until - now,
+                retry_after_secs: locked_until - now,
             });
         }
-        let record = match &name {
-            Some(name) => self.store.find_user(&realm.name, name).await?,
+        let found = match &name {
+            Some(name) => self.accounts.user(counters, &realm.name, name).await?,
             None => None,
         };
-        let hash = record.as_ref().and_then(|r| r.password_hash.clone());
+        let hash = found.as_ref().and_then(|a| a.record.password_hash.clone());
         let claim = Claim {
             realm: realm.name.as_str(),
             username,
@@ -468,86 +471,77 @@ impl Authenticator {
         let matched = self.verifier.verify(&claim, hash.clone(), password).await?;
         self.metrics
             .password_checked(started.elapsed().as_secs_f64());
-        let refusal = match &record {
+        let refusal = match &found {
             None => Some("unknown user or no password set"),
             Some(_) if !matched => Some("wrong password"),
-            Some(r) if r.disabled => Some("user disabled"),
+            Some(a) if a.record.disabled => Some("user disabled"),
             Some(_) => None,
         };
         if let Some(reason) = refusal {
-            let lockout = &self.lockout;
-            let mut locks = Vec::with_capacity(2);
             if account != address {
-                let threshold = lockout.account_threshold;
-                locks.push(
-                    self.store
-                        .record_failure(&account, now, lockout, threshold)
-                        .await?,
-                );
+                self.record_failure(&account, now, self.lockout.account_threshold)
+                    .await?;
             }
-            let threshold = lockout.address_threshold;
-            locks.push(
-                self.store
-                    .record_failure(&address, now, lockout, threshold)
-                    .await?,
-            );
-            for _ in locks.iter().filter(|&&until| until > 0) {
-                self.metrics.locked();
-            }
+            self.record_failure(&address, now, self.lockout.address_threshold)
+                .await?;
             return Err(AuthnError::Rejected(reason));
         }
-        let user = record.expect("a refusal above when there is no record");
-        self.store.clear_failures(&account).await?;
+        let found = found.expect("a refusal above when there is no account");
+        if account_failures.failures > 0 {
+            self.store.clear_failures(&account).await?;
+            self.accounts
+                .failures_written(&account, FailureRecord::default());
+        }
         if let (Some(plaintext), Some(old)) = (plaintext, hash) {
             let new = self.verifier.hash(plaintext).await?;
             self.store
-                .replace_imported_hash(user.id, &old, &new)
+                .replace_imported_hash(found.record.id, &old, &new)
                 .await?;
-            tracing::info!(target: "audit", user = %user.username, "imported bcrypt hash replaced with argon2id");
+            tracing::info!(target: "audit", user = %found.record.username, "imported bcrypt hash replaced with argon2id");
         }
-        self.principal(user, Method::Password, None).await
+        Ok(principal(&found, Method::Password, None))
+    }
+
+    /// Counts a failed password for `subject` (an account or an address).
+    async fn record_failure(
+        &self,
+        subject: &str,
+        now: i64,
+        threshold: u32,
+    ) -> Result<(), AuthnError> {
+        let record = self
+            .store
+            .record_failure(subject, now, &self.lockout, threshold)
+            .await?;
+        self.accounts.failures_written(subject, record);
+        if record.locked_until > 0 {
+            self.metrics.locked();
+        }
+        Ok(())
     }
 }
 
-/// An access token's scopes (`repository:team/**:pull`, space-separated; the name is a policy
-/// pattern) as a policy granting exactly them to anyone: what such a token may reach at most.
-pub fn scope_limit(scopes: &str) -> Result<Policy, ScopeLimitError> {
-    let rules = scopes
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(|scope| {
-            let shape = || ScopeLimitError::Shape(scope.chars().take(80).collect());
-            let (resource, rest) = scope.split_once(':').ok_or_else(shape)?;
-            let (name, actions) = rest.rsplit_once(':').ok_or_else(shape)?;
-            let actions: Vec<&str> = actions.split(',').collect();
-            Rule::parse(&RuleText {
-                subject: ANY_SUBJECT,
-                resource,
-                name,
-                actions: &actions,
-                effect: ALLOW,
-            })
-            .map_err(|error| ScopeLimitError::Rule {
-                scope: scope.to_owned(),
-                error,
-            })
-        })
-        .collect::<Result<Vec<Rule>, ScopeLimitError>>()?;
-    Ok(Policy::new(Evaluation::Union, rules))
+/// What every step of one authentication shares.
+struct Request<'a> {
+    realm: &'a Realm,
+    binding: &'a Binding<'a>,
+    counters: &'a Counters,
 }
 
-/// An access token scope that is not `type:pattern:actions` with a valid pattern and actions.
-#[derive(Debug, thiserror::Error)]
-pub enum ScopeLimitError {
-    #[error("scope {0:?}: expected type:name-pattern:actions, e.g. repository:team/**:pull")]
-    Shape(String),
-    #[error("scope {scope:?}: {error}")]
-    Rule { scope: String, error: RuleError },
+/// The principal of an authenticated account.
+fn principal(account: &Account, method: Method, token_id: Option<String>) -> Principal {
+    Principal {
+        user: Some(User {
+            id: account.record.id,
+            username: account.record.username.clone(),
+            groups: account.groups.clone(),
+        }),
+        method,
+        token_id,
+        limit: None,
+        platform: None,
+    }
 }
-
-/// The subject and effect of the rules [`scope_limit`] builds.
-const ANY_SUBJECT: &str = "any";
-const ALLOW: &str = "allow";
 
 /// The audit reason for a refused MUNGE credential, by munged's error.
 fn munge_reason(error: &MungeError) -> &'static str {

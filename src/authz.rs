@@ -124,7 +124,7 @@ mod tests {
     fn an_access_token_gets_the_policy_intersected_with_its_scopes() {
         let mut alice = user("alice", &[]);
         alice.limit = Some(std::sync::Arc::new(
-            crate::authn::scope_limit("repository:alice/ci/**:pull,push repository:team/**:pull")
+            crate::policy::scope_limit("repository:alice/ci/**:pull,push repository:team/**:pull")
                 .unwrap(),
         ));
         assert_eq!(

@@ -8,14 +8,15 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::authn::{lockout_subject, scope_limit};
+use crate::accounts::Account;
+use crate::authn::lockout_subject;
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::domain::{GroupName, RealmName, TokenName, Username};
 use crate::import;
 use crate::keys::RealmKeys;
 use crate::password::{Hasher, MAX_PASSWORD_LEN};
 use crate::policies;
-use crate::policy::{Subject, ADMIN_GROUP};
+use crate::policy::{scope_limit, Subject};
 use crate::realm::{self, Realms, DEFAULT_REALM};
 use crate::scope;
 use crate::secret::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
@@ -683,11 +684,7 @@ async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::
                         .find_user(&realm, name)
                         .await?
                         .with_context(|| format!("user {name} does not exist in realm {realm}"))?;
-                    let mut groups = store.user_groups(record.id).await?;
-                    if record.role == Role::Admin {
-                        groups.push(ADMIN_GROUP.to_owned());
-                    }
-                    groups
+                    Account::load(&store, record).await?.groups
                 }
                 None => Vec::new(),
             };

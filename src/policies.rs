@@ -1,7 +1,7 @@
 //! Where each realm's policy comes from and when it is recompiled: the realm's policy file (or the
 //! shipped default policy) followed by its database grants. A request checks the file's stamp and
-//! the grants' generation and recompiles only when either changed; a broken file keeps the last good
-//! policy. SIGHUP forces every realm to re-read its file.
+//! the grants' change counter and recompiles only when either changed; a broken file keeps the last
+//! good policy. SIGHUP forces every realm to re-read its file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,8 @@ type FileStamp = Option<(SystemTime, u64)>;
 struct Compiled {
     policy: Arc<Policy>,
     file_stamp: FileStamp,
-    generation: i64,
+    /// The grants change counter the grants were read under.
+    grants: i64,
 }
 
 /// Every realm's compiled policy.
@@ -61,10 +62,14 @@ impl Policies {
             .try_for_each(|path| read_policy(path).map(drop))
     }
 
-    /// The realm's current policy, recompiled first if its file or grants changed. When the file is
-    /// broken the last good policy stays (the error is logged once per change of the file).
-    pub async fn current(&self, realm: &RealmName) -> Result<Arc<Policy>, PoliciesError> {
-        let generation = self.store.policy_generation(realm).await?;
+    /// The realm's current policy, recompiled first if its file changed or the grants changed
+    /// (`grants`: their change counter, see `store::changes`). When the file is broken the last
+    /// good policy stays (the error is logged once per change of the file).
+    pub async fn current(
+        &self,
+        realm: &RealmName,
+        grants: i64,
+    ) -> Result<Arc<Policy>, PoliciesError> {
         let file = self.files.get(realm);
         let file_stamp = file.and_then(|path| stamp(path));
         let previous = self
@@ -74,7 +79,7 @@ impl Policies {
             .get(realm)
             .cloned();
         if let Some(previous) = &previous {
-            if previous.generation == generation && previous.file_stamp == file_stamp {
+            if previous.grants == grants && previous.file_stamp == file_stamp {
                 return Ok(previous.policy.clone());
             }
         }
@@ -104,7 +109,7 @@ impl Policies {
         let compiled = Arc::new(Compiled {
             policy: policy.clone(),
             file_stamp,
-            generation,
+            grants,
         });
         self.compiled
             .lock()

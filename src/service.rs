@@ -119,9 +119,16 @@ impl TokenService {
             scopes: &scopes,
             client_addr: &client_addr,
         };
+        let counters = match self.store.counters().await {
+            Ok(counters) => counters,
+            Err(e) => {
+                audit.refused(method_attempted, &attempted_user, "database unavailable");
+                return Err(e.into());
+            }
+        };
         let principal = match self
             .authenticator
-            .authenticate(realm, credentials, &binding)
+            .authenticate(realm, credentials, &binding, &counters)
             .await
         {
             Ok(principal) => principal,
@@ -146,7 +153,13 @@ impl TokenService {
                 return Err(e.into());
             }
         };
-        let policy = self.policies.current(&realm.name).await?;
+        let policy = match self.policies.current(&realm.name, counters.grants).await {
+            Ok(policy) => policy,
+            Err(e) => {
+                audit.refused(method_attempted, &attempted_user, "policy unavailable");
+                return Err(e.into());
+            }
+        };
         let Authorization { granted, rules } = authz::authorize(&policy, &principal, &scopes);
         let (token, issued_at) = sign(realm, &service, &principal, &granted)?;
         let refresh_token = match (&principal.user, principal.method) {

@@ -69,6 +69,7 @@ impl Application {
         let port = bound.port();
 
         let store = Store::connect(&settings.database).await?;
+        store.watch_changes();
         realm::bootstrap(&store).await?;
         let realms = Realms::new(
             store.clone(),

@@ -55,6 +55,7 @@ mod action;
 mod decision;
 mod file;
 mod index;
+mod limit;
 mod pattern;
 mod rule;
 mod subject;
@@ -69,6 +70,7 @@ use serde::Deserialize;
 pub use action::{ActionSet, Resource};
 pub use decision::{Decision, Outcome, RuleRef, Verdict};
 pub use file::{PolicyError, Position, DEFAULT_EFFECT, DEFAULT_RESOURCE};
+pub use limit::{scope_limit, ScopeLimitError};
 pub use pattern::{
     NamePattern, PatternError, ACCOUNT_PLACEHOLDER, GROUP_PLACEHOLDER, MAX_GLOB_PLACEHOLDERS,
     MAX_REGEX_PLACEHOLDERS, REGEX_PREFIX,

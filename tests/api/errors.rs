@@ -51,27 +51,18 @@ async fn disabled_and_deleted_users_are_refused(app: TestApp) {
     app.add_user("default", "alice", "secret", Role::User).await;
     let alice = Username::parse("alice").unwrap();
     let realm = realm_name("default");
+    let status = async || {
+        app.get_token("service=registry", Some(("alice", "secret")))
+            .await
+            .status()
+            .as_u16()
+    };
     app.store.set_disabled(&realm, &alice, true).await.unwrap();
-    assert_eq!(
-        app.get_token("service=registry", Some(("alice", "secret")))
-            .await
-            .status(),
-        401
-    );
+    app.after_change("disabled", 401, status).await;
     app.store.set_disabled(&realm, &alice, false).await.unwrap();
-    assert_eq!(
-        app.get_token("service=registry", Some(("alice", "secret")))
-            .await
-            .status(),
-        200
-    );
+    app.after_change("enabled again", 200, status).await;
     app.store.delete_user(&realm, &alice).await.unwrap();
-    assert_eq!(
-        app.get_token("service=registry", Some(("alice", "secret")))
-            .await
-            .status(),
-        401
-    );
+    app.after_change("deleted", 401, status).await;
 }
 
 async fn password_change_takes_effect(app: TestApp) {

@@ -1,7 +1,8 @@
 //! Spawns a real Portcullis on port 0 over a fresh database (SQLite in a temp dir, or a new database
 //! in the throwaway PostgreSQL named by `PORTCULLIS_TEST_POSTGRES_URL`) and talks HTTP to it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::fmt::Debug;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -9,6 +10,7 @@ use portcullis::config::Settings;
 use portcullis::domain::{RealmName, Username};
 use portcullis::password::Hasher;
 use portcullis::startup::Application;
+use portcullis::store::changes::FRESHNESS;
 use portcullis::store::{Role, Store};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -25,6 +27,8 @@ pub enum Db {
 
 pub struct TestApp {
     pub address: String,
+    pub engine: Db,
+    /// A second connection to the server's database, as an operator command or another instance.
     pub store: Store,
     pub settings: Settings,
     pub client: reqwest::Client,
@@ -97,6 +101,11 @@ pub async fn spawn_app_at(
     let store = Store::connect(&settings.database).await.unwrap();
     TestApp {
         address,
+        engine: if settings.database.url.starts_with("sqlite:") {
+            Db::Sqlite
+        } else {
+            Db::Postgres
+        },
         store,
         settings,
         client: reqwest::Client::new(),
@@ -104,7 +113,38 @@ pub async fn spawn_app_at(
     }
 }
 
+/// Pause between two checks of a change that may take a while to arrive.
+const RECHECK_INTERVAL: Duration = Duration::from_millis(10);
+
 impl TestApp {
+    /// Checks what `check` observes after a change made through [`TestApp::store`] (another
+    /// connection, as an operator command or another instance would make it). On SQLite the first
+    /// check must see it; on PostgreSQL the change reaches the server by notification, so `check`
+    /// is repeated until it sees `expected`, for at most the documented bound.
+    pub async fn after_change<T: PartialEq + Debug>(
+        &self,
+        what: &str,
+        expected: T,
+        check: impl AsyncFn() -> T,
+    ) {
+        let bound = match self.engine {
+            Db::Sqlite => Duration::ZERO,
+            Db::Postgres => FRESHNESS,
+        };
+        let deadline = Instant::now() + bound;
+        loop {
+            let observed = check().await;
+            if observed == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {observed:?} instead of {expected:?} after {bound:?}"
+            );
+            tokio::time::sleep(RECHECK_INTERVAL).await;
+        }
+    }
+
     pub fn token_url(&self, realm: &str) -> String {
         format!(
             "{}/auth/realms/{realm}/protocol/docker-v2/auth",

@@ -127,6 +127,10 @@ async fn mapped_uid_gets_a_token_once(app: TestApp, munged: &Munged) {
         .munge_unmap(&realm_name("default"), PLATFORM, 0)
         .await
         .unwrap();
+    app.after_change("unmapped", 401, async || {
+        with_header(&app, &make(munged, &[], b"")).await.0
+    })
+    .await;
     let (status, body) = with_header(&app, &make(munged, &[], b"")).await;
     assert_eq!(status, 401);
     assert!(

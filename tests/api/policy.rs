@@ -45,10 +45,12 @@ async fn grants_and_groups_take_effect_on_the_next_request(app: TestApp) {
         .add_grant(&realm, &grant("user:alice", "team/**", &["pull"], "allow"))
         .await
         .unwrap();
-    assert_eq!(
-        access(&app, team_app, alice).await,
-        json!([{"type": "repository", "name": "team/app", "actions": ["pull"]}])
-    );
+    app.after_change(
+        "a grant",
+        json!([{"type": "repository", "name": "team/app", "actions": ["pull"]}]),
+        async || access(&app, team_app, alice).await,
+    )
+    .await;
 
     app.store.create_group(&realm, "team").await.unwrap();
     app.store
@@ -62,27 +64,34 @@ async fn grants_and_groups_take_effect_on_the_next_request(app: TestApp) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        access(&app, team_app, bob).await,
-        json!([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}])
-    );
+    app.after_change(
+        "a group's grant",
+        json!([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]),
+        async || access(&app, team_app, bob).await,
+    )
+    .await;
     app.store
         .add_grant(&realm, &grant("any", "team/secret", &["*"], "deny"))
         .await
         .unwrap();
-    assert_eq!(
-        access(&app, "repository:team/secret:pull", bob).await,
-        json!([]),
-        "deny wins"
-    );
+    app.after_change("deny wins", json!([]), async || {
+        access(&app, "repository:team/secret:pull", bob).await
+    })
+    .await;
 
     app.store.remove_grant(&realm, id).await.unwrap();
-    assert_eq!(access(&app, team_app, alice).await, json!([]));
+    app.after_change("a removed grant", json!([]), async || {
+        access(&app, team_app, alice).await
+    })
+    .await;
     app.store
         .set_membership(&realm, "team", &Username::parse("bob").unwrap(), false)
         .await
         .unwrap();
-    assert_eq!(access(&app, team_app, bob).await, json!([]));
+    app.after_change("a membership removed", json!([]), async || {
+        access(&app, team_app, bob).await
+    })
+    .await;
 }
 
 const PUBLIC_LIBRARY: &str = r#"

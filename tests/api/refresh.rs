@@ -132,11 +132,13 @@ async fn revoked_by_password_change_disable_delete_and_command(app: TestApp) {
         .hash(&SecretString::from("new"))
         .unwrap();
     app.store.set_password(&realm, &alice, &hash).await.unwrap();
-    assert_eq!(
-        app.post_token(&refresh_form(&token, "")).await.status(),
-        401,
-        "password change"
-    );
+    app.after_change("password change", 401, async || {
+        app.post_token(&refresh_form(&token, ""))
+            .await
+            .status()
+            .as_u16()
+    })
+    .await;
 
     let login = |password: &'static str| {
         let app = &app;
@@ -153,52 +155,53 @@ async fn revoked_by_password_change_disable_delete_and_command(app: TestApp) {
     let token = login("new").await;
     app.store.set_disabled(&realm, &alice, true).await.unwrap();
     app.store.set_disabled(&realm, &alice, false).await.unwrap();
-    assert_eq!(
-        app.post_token(&refresh_form(&token, "")).await.status(),
-        401,
-        "disable"
-    );
+    app.after_change("disable", 401, async || {
+        app.post_token(&refresh_form(&token, ""))
+            .await
+            .status()
+            .as_u16()
+    })
+    .await;
 
     let token = login("new").await;
     let listed = app.store.list_tokens(&realm, Some(&alice)).await.unwrap();
     let active = listed.iter().find(|t| t.revoked_at.is_none()).unwrap();
     app.store.revoke_token(&realm, &active.id).await.unwrap();
-    assert_eq!(
-        app.post_token(&refresh_form(&token, "")).await.status(),
-        401,
-        "revoke"
-    );
+    app.after_change("revoke", 401, async || {
+        app.post_token(&refresh_form(&token, ""))
+            .await
+            .status()
+            .as_u16()
+    })
+    .await;
 
     let token = login("new").await;
     app.store.delete_user(&realm, &alice).await.unwrap();
-    assert_eq!(
-        app.post_token(&refresh_form(&token, "")).await.status(),
-        401,
-        "delete"
-    );
+    app.after_change("delete", 401, async || {
+        app.post_token(&refresh_form(&token, ""))
+            .await
+            .status()
+            .as_u16()
+    })
+    .await;
 }
 
 async fn expired_and_idle_tokens_are_refused(app: TestApp) {
     let token = refresh_token_of_alice(&app).await;
+    let status = async || {
+        app.post_token(&refresh_form(&token, ""))
+            .await
+            .status()
+            .as_u16()
+    };
     app.sql("UPDATE tokens SET created_at = created_at - 31 * 86400")
         .await;
-    assert_eq!(
-        app.post_token(&refresh_form(&token, "")).await.status(),
-        401,
-        "idle 31 days"
-    );
+    app.after_change("idle 31 days", 401, status).await;
     app.sql("UPDATE tokens SET created_at = created_at + 31 * 86400")
         .await;
-    assert_eq!(
-        app.post_token(&refresh_form(&token, "")).await.status(),
-        200
-    );
+    app.after_change("active again", 200, status).await;
     app.sql("UPDATE tokens SET expires_at = 1").await;
-    assert_eq!(
-        app.post_token(&refresh_form(&token, "")).await.status(),
-        401,
-        "expired"
-    );
+    app.after_change("expired", 401, status).await;
 }
 
 async fn only_the_digest_is_stored(app: TestApp) {

@@ -1,14 +1,23 @@
 //! The only module that speaks SQL: realms and users, on SQLite (embedded, WAL) or PostgreSQL through
 //! sqlx's `Any` driver. Queries use `$N` placeholders, which both engines accept; each engine has its
-//! own migrations under `migrations/<engine>/`, embedded in the binary and run at start.
+//! own migrations under `migrations/<engine>/`, embedded in the binary and run at start. The change
+//! counters ([`changes`]) tell servers when what they keep in memory is stale; on SQLite the two
+//! statements of the request path run on a synchronous connection ([`direct`]).
+
+pub mod changes;
+mod direct;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
+use self::changes::{Counters, PgFeed};
+use self::direct::DirectSqlite;
 use crate::config::{DatabaseSettings, LockoutSettings};
 use crate::domain::{RealmName, Username};
 
@@ -21,17 +30,24 @@ enum RevokeRefreshTokens {
 }
 
 /// Settings of every SQLite connection: write-ahead logging (readers never wait for the writer),
-/// a wait instead of an immediate "database is locked", foreign keys enforced, and `NORMAL`
-/// durability, which WAL makes safe against corruption.
-const SQLITE_PRAGMAS: [&str; 4] = [
+/// foreign keys enforced, and `NORMAL` durability, which WAL makes safe against corruption; and
+/// [`BUSY_TIMEOUT_MS`].
+const SQLITE_PRAGMAS: [&str; 3] = [
     "PRAGMA journal_mode = WAL",
-    "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
     "PRAGMA synchronous = NORMAL",
 ];
+/// How long a SQLite statement waits for another writer before failing with "database is locked".
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Records a MUNGE credential's use unless it was recorded before.
+const RECORD_REPLAY: &str =
+    "INSERT INTO munge_replays (replay_key, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+/// How often expired replay records are deleted.
+const REPLAY_PURGE_INTERVAL_SECS: i64 = 60;
 
 /// Granularity of a token's recorded last use.
-const LAST_USED_RESOLUTION_SECS: i64 = 60;
+pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -50,6 +66,8 @@ pub enum StoreError {
     Directory { path: String, error: std::io::Error },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 /// A realm as stored.
@@ -109,7 +127,7 @@ impl UserKind {
 }
 
 /// The two kinds of long-lived secret Portcullis mints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenKind {
     /// What `docker login` stores as `identitytoken`; used through the refresh-token grant.
     Refresh,
@@ -174,10 +192,27 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// A lock's state as stored: failures counted so far and the deadline (0 when not locked).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureRecord {
+    pub failures: i64,
+    pub locked_until: i64,
+}
+
 /// The database handle shared by the server and the operator commands.
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    engine: Engine,
+    /// When expired MUNGE replay records are next deleted (Unix seconds).
+    next_replay_purge: Arc<AtomicI64>,
+}
+
+/// What differs between the engines on the request path.
+#[derive(Clone)]
+enum Engine {
+    Sqlite(Arc<DirectSqlite>),
+    Postgres { url: String, feed: Arc<PgFeed> },
 }
 
 impl Store {
@@ -204,13 +239,15 @@ impl Store {
                         for pragma in SQLITE_PRAGMAS {
                             conn.execute(pragma).await?;
                         }
+                        conn.execute(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str())
+                            .await?;
                     }
                     Ok(())
                 })
             })
             .connect(&url)
             .await?;
-        if let Some(lock_path) = migration_lock {
+        let engine = if let Some(lock_path) = migration_lock {
             // sqlx locks PostgreSQL migrations itself (an advisory lock) but not SQLite ones: two
             // processes starting on a new file (the server and an operator command) would both try
             // to create the tables. An exclusive file lock serialises them.
@@ -224,10 +261,45 @@ impl Store {
                 error,
             })?;
             SQLITE_MIGRATIONS.run(&pool).await?;
+            Engine::Sqlite(Arc::new(DirectSqlite::open(Path::new(sqlite_path(
+                &settings.url,
+            )))?))
         } else {
             POSTGRES_MIGRATIONS.run(&pool).await?;
+            Engine::Postgres {
+                url,
+                feed: Arc::default(),
+            }
+        };
+        Ok(Store {
+            pool,
+            engine,
+            next_replay_purge: Arc::default(),
+        })
+    }
+
+    /// Keeps the change counters fresh without a query per request (PostgreSQL: a LISTEN
+    /// connection and a poll, see [`changes`]); SQLite needs nothing. For servers, not commands.
+    pub fn watch_changes(&self) {
+        if let Engine::Postgres { url, feed } = &self.engine {
+            changes::watch_postgres(self.clone(), url.clone(), feed.clone());
         }
-        Ok(Store { pool })
+    }
+
+    /// The change counters: on SQLite as committed now; on PostgreSQL as last notified or polled,
+    /// or read now when that is older than [`changes::FRESHNESS`].
+    pub async fn counters(&self) -> Result<Counters, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(direct) => Ok(direct.counters()?),
+            Engine::Postgres { feed, .. } => match feed.fresh() {
+                Some(counters) => Ok(counters),
+                None => {
+                    let counters = self.read_counters().await?;
+                    feed.confirm(counters);
+                    Ok(counters)
+                }
+            },
+        }
     }
 
     /// True when the database answers.
@@ -696,7 +768,6 @@ impl Store {
         grant: &GrantRecord,
     ) -> Result<i64, StoreError> {
         self.require_realm(realm).await?;
-        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO grants (realm, subject, resource, name, actions, effect, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -708,26 +779,21 @@ impl Store {
         .bind(grant.actions.join(" "))
         .bind(&grant.effect)
         .bind(unix_now())
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        bump_policy_generation(&mut tx, realm).await?;
-        tx.commit().await?;
         Ok(row.try_get("id")?)
     }
 
     /// Removes a grant by id.
     pub async fn remove_grant(&self, realm: &RealmName, id: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
         let result = sqlx::query("DELETE FROM grants WHERE realm = $1 AND id = $2")
             .bind(realm.as_str())
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("grant {id} in realm {realm}")));
         }
-        bump_policy_generation(&mut tx, realm).await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -752,18 +818,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// The generation of a realm's grants: it changes whenever they do (0 before any change).
-    pub async fn policy_generation(&self, realm: &RealmName) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT generation FROM policy_generations WHERE realm = $1")
-            .bind(realm.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row
-            .map(|r| r.try_get("generation"))
-            .transpose()?
-            .unwrap_or(0))
     }
 
     /// Maps a platform's uid to a user (replacing an earlier mapping of that uid).
@@ -860,25 +914,41 @@ impl Store {
     }
 
     /// Records a credential's use; false when it was used before (a replay). Expired records are
-    /// purged on the way, as no replay of them can succeed.
+    /// purged every [`REPLAY_PURGE_INTERVAL_SECS`] on the way, as no replay of them can succeed.
     pub async fn record_munge_use(
         &self,
         replay_key: &str,
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM munge_replays WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        let result = sqlx::query(
-            "INSERT INTO munge_replays (replay_key, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(replay_key)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        let due = self.next_replay_purge.load(Ordering::Relaxed);
+        if now >= due
+            && self
+                .next_replay_purge
+                .compare_exchange(
+                    due,
+                    now + REPLAY_PURGE_INTERVAL_SECS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            sqlx::query("DELETE FROM munge_replays WHERE expires_at < $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        match &self.engine {
+            Engine::Sqlite(direct) => Ok(direct.record_replay(replay_key, expires_at)?),
+            Engine::Postgres { .. } => {
+                let result = sqlx::query(RECORD_REPLAY)
+                    .bind(replay_key)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            }
+        }
     }
 
     /// Replaces an imported (bcrypt) hash with an argon2id one after a successful login, unless
@@ -898,33 +968,30 @@ impl Store {
         Ok(())
     }
 
-    /// The latest lock deadline among `subjects` still in the future, if any.
-    pub async fn locked_until(
-        &self,
-        subjects: [&str; 2],
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(
-            "SELECT MAX(locked_until) AS until FROM login_failures \
-             WHERE subject IN ($1, $2) AND locked_until > $3",
-        )
-        .bind(subjects[0])
-        .bind(subjects[1])
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get::<Option<i64>, _>("until")?)
+    /// The failures recorded for `subject` (none: the default record).
+    pub async fn failure_record(&self, subject: &str) -> Result<FailureRecord, StoreError> {
+        let row =
+            sqlx::query("SELECT failures, locked_until FROM login_failures WHERE subject = $1")
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map_or(Ok(FailureRecord::default()), |row| {
+            Ok(FailureRecord {
+                failures: row.try_get("failures")?,
+                locked_until: row.try_get("locked_until")?,
+            })
+        })
     }
 
     /// Counts a failed attempt for `subject` and, from the lockout's threshold on, locks it for
-    /// exponentially longer; returns the lock deadline (0 when not locked).
+    /// exponentially longer; returns the record as written.
     pub async fn record_failure(
         &self,
         subject: &str,
         now: i64,
         lockout: &LockoutSettings,
         threshold: u32,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<FailureRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row =
             sqlx::query("SELECT failures, last_failure FROM login_failures WHERE subject = $1")
@@ -956,7 +1023,10 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(locked_until)
+        Ok(FailureRecord {
+            failures,
+            locked_until,
+        })
     }
 
     /// Forgets `subject`'s failures and lock (a successful login, `portcullis user unlock`).
@@ -1018,20 +1088,6 @@ fn realm_from_row(row: &AnyRow) -> Result<RealmRecord, StoreError> {
         token_ttl_secs: u64::try_from(ttl)
             .map_err(|_| StoreError::Corrupt(format!("realm {name}: token_ttl_secs")))?,
     })
-}
-
-async fn bump_policy_generation(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    realm: &RealmName,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO policy_generations (realm, generation) VALUES ($1, 1) \
-         ON CONFLICT (realm) DO UPDATE SET generation = policy_generations.generation + 1",
-    )
-    .bind(realm.as_str())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
