@@ -2,10 +2,12 @@
 //! sqlx's `Any` driver. Queries use `$N` placeholders, which both engines accept; each engine has its
 //! own migrations under `migrations/<engine>/`, embedded in the binary and run at start. The change
 //! counters ([`changes`]) tell servers when what they keep in memory is stale; on SQLite the two
-//! statements of the request path run on a synchronous connection ([`direct`]).
+//! statements of the request path run on a synchronous connection ([`direct`]), which sees
+//! commits in the WAL index ([`wal_index`]) without a transaction.
 
 pub mod changes;
 mod direct;
+mod wal_index;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
