@@ -288,18 +288,14 @@ impl Store {
         }
     }
 
-    /// The change counters: on SQLite as committed now; on PostgreSQL as last notified or polled,
-    /// or read now when that is older than [`changes::FRESHNESS`].
+    /// The change counters: on SQLite as committed now; on PostgreSQL as last notified or polled
+    /// ([`Store::watch_changes`]), or read now when that is older than [`changes::FRESHNESS`].
     pub async fn counters(&self) -> Result<Counters, StoreError> {
         match &self.engine {
             Engine::Sqlite(direct) => Ok(direct.counters()?),
             Engine::Postgres { feed, .. } => match feed.fresh() {
                 Some(counters) => Ok(counters),
-                None => {
-                    let counters = self.read_counters().await?;
-                    feed.confirm(counters);
-                    Ok(counters)
-                }
+                None => self.read_counters().await,
             },
         }
     }

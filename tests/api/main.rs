@@ -6,6 +6,7 @@ mod helpers;
 mod munged;
 
 mod access_tokens;
+mod changes;
 mod errors;
 mod keys;
 mod munge;
