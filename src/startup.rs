@@ -24,6 +24,7 @@ use crate::policies::{Policies, PoliciesError};
 use crate::realm::{self, Realm, RealmError, Realms};
 use crate::service::TokenService;
 use crate::store::{Store, StoreError};
+use crate::telemetry::RequestSpan;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Why the server could not start.
@@ -125,7 +126,7 @@ impl Application {
                         Ok(response)
                     }
                 })
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
