@@ -20,8 +20,10 @@ fn main() -> ExitCode {
         Command::Serve => settings.log.level.as_str(),
         _ => "warn",
     };
-    telemetry::init(settings.log.format, level);
+    let logs = telemetry::init(settings.log.format, level);
     let result = actix_web::rt::System::new().block_on(cli::run(&settings, cli.command));
+    // Every log line is out before the last message and the exit.
+    drop(logs);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
