@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use portcullis::cli::{self, Cli, Command};
-use portcullis::config::{LogFormat, Settings};
-use tracing_subscriber::EnvFilter;
+use portcullis::config::Settings;
+use portcullis::telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,24 +20,15 @@ fn main() -> ExitCode {
         Command::Serve => settings.log.level.as_str(),
         _ => "warn",
     };
-    init_logging(settings.log.format, level);
+    let logs = telemetry::init(settings.log.format, level);
     let result = actix_web::rt::System::new().block_on(cli::run(&settings, cli.command));
+    // Every log line is out before the last message and the exit.
+    drop(logs);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

@@ -2,6 +2,7 @@
 //! check duration and queue depth, the verified-credential cache's hit ratio, lockouts, and HTTP
 //! latency by route and status. Values that live elsewhere (queue, cache) are read at scrape time.
 
+use std::cell::RefCell;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
@@ -39,6 +40,34 @@ struct RouteLabels {
 fn latency_histogram() -> Histogram {
     let (start, factor, count) = LATENCY_BUCKETS;
     Histogram::new(exponential_buckets(start, factor, count))
+}
+
+/// The HTTP latency series one worker has answered requests on, as handles into the shared family:
+/// after the first request of a route and status, observing costs no label allocation, no hashing
+/// and no family lock. Routes and statuses are few (the route table, `unmatched`, our status codes).
+pub struct HttpSeries {
+    family: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    seen: RefCell<Vec<(u16, Box<str>, Histogram)>>,
+}
+
+impl HttpSeries {
+    /// A request on `route` was answered with `status` after `seconds`.
+    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        let mut seen = self.seen.borrow_mut();
+        let known = seen
+            .iter()
+            .position(|(s, r, _)| *s == status && **r == *route);
+        let index = known.unwrap_or_else(|| {
+            let labels = RouteLabels {
+                route: route.to_owned(),
+                status,
+            };
+            let histogram = self.family.get_or_create(&labels).clone();
+            seen.push((status, route.into(), histogram));
+            seen.len() - 1
+        });
+        seen[index].2.observe(seconds);
+    }
 }
 
 /// Every series, registered once per process.
@@ -148,13 +177,12 @@ impl Metrics {
         self.lockouts.inc();
     }
 
-    /// An HTTP request was answered.
-    pub fn http(&self, route: &str, status: u16, seconds: f64) {
-        let labels = RouteLabels {
-            route: route.to_owned(),
-            status,
-        };
-        self.http.get_or_create(&labels).observe(seconds);
+    /// A cache of HTTP latency series for one worker thread.
+    pub fn http_series(&self) -> HttpSeries {
+        HttpSeries {
+            family: self.http.clone(),
+            seen: RefCell::new(Vec::new()),
+        }
     }
 
     /// The exposition text, with the scrape-time values read from `verifier`.

@@ -1,6 +1,7 @@
 //! The request path behind the token endpoint: check the service, authenticate, authorize, sign, and
 //! record one audit event (target `audit`) for every grant or refusal. HTTP-free.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -253,9 +254,9 @@ impl Audit<'_> {
             token_id = principal.token_id.as_deref().unwrap_or(""),
             platform = principal.platform.as_deref().unwrap_or(""),
             subject = principal.subject(),
-            requested = %join(self.requested),
-            granted = %join(granted),
-            rules = %rules.join("; "),
+            requested = %Joined(self.requested, " "),
+            granted = %Joined(granted, " "),
+            rules = %Joined(rules, "; "),
             client_id = self.client_id,
             client_addr = self.client_addr,
         );
@@ -270,7 +271,7 @@ impl Audit<'_> {
             service = self.service,
             method,
             subject = attempted_user,
-            requested = %join(self.requested),
+            requested = %Joined(self.requested, " "),
             reason,
             client_id = self.client_id,
             client_addr = self.client_addr,
@@ -280,9 +281,22 @@ impl Audit<'_> {
 
 /// Scopes as the space-separated list of the wire format.
 pub fn join(scopes: &[Scope]) -> String {
-    scopes
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
+    Joined(scopes, " ").to_string()
+}
+
+/// Items written one after another with a separator between them, straight into the formatter
+/// (an audit event builds no joined string).
+struct Joined<'a, T>(&'a [T], &'static str);
+
+impl<T: fmt::Display> fmt::Display for Joined<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Joined(items, separator) = self;
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                f.write_str(separator)?;
+            }
+            item.fmt(f)?;
+        }
+        Ok(())
+    }
 }

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::net::TcpListener;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
@@ -24,7 +25,11 @@ use crate::policies::{Policies, PoliciesError};
 use crate::realm::{self, Realm, RealmError, Realms};
 use crate::service::TokenService;
 use crate::store::{Store, StoreError};
+use crate::telemetry::RequestSpan;
 use tokio::signal::unix::{signal, SignalKind};
+
+/// The `route` label of requests that matched no route.
+const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,24 +114,27 @@ impl Application {
 
         let tls = tls_config(settings)?;
         let mut server = HttpServer::new(move || {
-            let metrics = state.metrics.clone();
+            let series = Rc::new(state.metrics.http_series());
             App::new()
                 .wrap_fn(move |request, service| {
                     let started = Instant::now();
-                    let metrics = metrics.clone();
+                    let series = series.clone();
                     let answer = service.call(request);
                     async move {
                         let response = answer.await?;
-                        let route = response.request().match_pattern();
-                        metrics.http(
-                            route.as_deref().unwrap_or("unmatched"),
+                        series.observe(
+                            response
+                                .request()
+                                .match_pattern()
+                                .as_deref()
+                                .unwrap_or(UNMATCHED_ROUTE),
                             response.status().as_u16(),
                             started.elapsed().as_secs_f64(),
                         );
                         Ok(response)
                     }
                 })
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))

@@ -359,7 +359,7 @@ fn json_logs_carry_audit_events_without_secrets() {
     );
     assert!(added.status.success(), "{}", describe(&added));
     let log = dir.path().join("server.log");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .arg("serve")
         .envs(common::portcullis::env(dir.path(), port))
         .env("PORTCULLIS__LOG__FORMAT", "json")
@@ -383,9 +383,7 @@ fn json_logs_carry_audit_events_without_secrets() {
         args.extend(["-u", &user, &url]);
         run_with_stdin("curl", &args, "", &[]);
     }
-    std::thread::sleep(Duration::from_millis(200));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    stop(child);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         !text.contains(secret),
@@ -403,6 +401,84 @@ fn json_logs_carry_audit_events_without_secrets() {
     assert_eq!(events[1]["fields"]["outcome"], "refused");
     assert_eq!(events[1]["fields"]["reason"], "wrong password");
     assert_eq!(events[1]["fields"]["client_addr"], "127.0.0.1");
+}
+
+/// Log lines are written in batches: a clean stop (SIGTERM, as from a supervisor) writes every line
+/// still waiting. The human format has no colour codes in a file.
+#[test]
+fn a_clean_stop_writes_every_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("server.log");
+    let child = Command::new(BIN)
+        .arg("serve")
+        .envs(common::portcullis::env(dir.path(), port))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let requests = 50;
+    let codes = anonymous_requests(port, requests);
+    assert_eq!(codes, vec!["200"; requests], "{codes:?}");
+    stop(child);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let audit = text.lines().filter(|l| l.contains(" audit: ")).count();
+    assert_eq!(audit, requests, "{text}");
+    assert!(!text.contains('\x1b'), "colour codes in a file:\n{text}");
+}
+
+/// A supervisor that stops reading stderr does not stop the server.
+#[test]
+fn a_closed_stderr_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .envs(common::portcullis::env(dir.path(), port))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    // Enough lines to need more than one batch.
+    let requests = 300;
+    let codes = anonymous_requests(port, requests);
+    assert_eq!(codes, vec!["200"; requests], "{codes:?}");
+    stop(child);
+}
+
+/// Makes `count` anonymous token requests over one connection (retrying until the server listens);
+/// the status codes, in order.
+fn anonymous_requests(port: u16, count: usize) -> Vec<String> {
+    let url = format!(
+        "http://127.0.0.1:{port}/auth/realms/default/protocol/docker-v2/auth?service=registry&scope=repository:library/a:pull"
+    );
+    let mut args = vec![
+        "-s",
+        "--retry",
+        "20",
+        "--retry-connrefused",
+        "--retry-delay",
+        "0",
+        "-w",
+        "%{http_code}\\n",
+    ];
+    for _ in 0..count {
+        args.extend(["-o", "/dev/null", &url]);
+    }
+    let out = run_with_stdin("curl", &args, "", &[]);
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+/// Stops a server the way a supervisor does (SIGTERM) and waits for its clean exit.
+fn stop(mut child: std::process::Child) {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve exited with {status}");
 }
 
 /// With `tls.cert_file` and `tls.key_file` the server speaks HTTPS only.

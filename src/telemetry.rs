@@ -1,0 +1,227 @@
+//! Logging: the subscriber that writes human or JSON lines to stderr in batches, and the span
+//! tracing-actix-web opens for every request. What is audited, and with which fields, is decided in
+//! `service`.
+
+use std::io::{IsTerminal, Stderr, Write};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{Error, HttpMessage};
+use tracing::Span;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Longest a log line waits in memory before it is written. One write per interval instead of one
+/// per line: a write to a log file costs about 4 µs, as much as formatting the line did.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Waiting lines beyond this many bytes are written at once by the thread that logs, so memory
+/// stays bounded and a slow reader of stderr slows the server down instead of losing lines.
+const FLUSH_BYTES: usize = 64 * 1024;
+
+/// Installs the global subscriber: `level` (or `RUST_LOG`) filters, lines go to stderr, colour only
+/// when stderr is a terminal and `NO_COLOR` is unset. Keep the guard until the program ends:
+/// dropping it writes every line still waiting.
+pub fn init(format: LogFormat, level: &str) -> LogGuard {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let stderr = Batched::start(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour_wanted())
+        .with_writer(stderr.clone());
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    LogGuard(stderr)
+}
+
+/// Colour codes help a person at a terminal and clutter every file and log collector.
+fn colour_wanted() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Writes the lines still waiting when dropped; lines logged after that are written at once.
+pub struct LogGuard(Batched<Stderr>);
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A writer written in batches: lines gather in memory and a background thread writes them out
+/// every [`FLUSH_INTERVAL`]; [`FLUSH_BYTES`] of them are written at once. Every write happens under
+/// the one lock, so lines keep their order. Write errors are ignored: a closed stderr must not stop
+/// the server, and its lines have nowhere else to go.
+struct Batched<W: Write + Send + 'static>(Arc<Mutex<Pending<W>>>);
+
+impl<W: Write + Send + 'static> Clone for Batched<W> {
+    fn clone(&self) -> Self {
+        Batched(self.0.clone())
+    }
+}
+
+struct Pending<W> {
+    out: W,
+    bytes: Vec<u8>,
+    /// Set by [`Batched::close`]: nothing flushes any more, so lines are written as they come.
+    closed: bool,
+}
+
+impl<W: Write> Pending<W> {
+    fn write_out(&mut self) {
+        if !self.bytes.is_empty() {
+            let _ = self.out.write_all(&self.bytes);
+            let _ = self.out.flush();
+            self.bytes.clear();
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> Batched<W> {
+    fn start(out: W) -> Batched<W> {
+        let batched = Batched(Arc::new(Mutex::new(Pending {
+            out,
+            bytes: Vec::with_capacity(FLUSH_BYTES),
+            closed: false,
+        })));
+        let flusher = batched.clone();
+        let started = thread::Builder::new()
+            .name("log-flush".into())
+            .spawn(move || loop {
+                thread::sleep(FLUSH_INTERVAL);
+                let mut pending = flusher.lock();
+                if pending.closed {
+                    break;
+                }
+                pending.write_out();
+            });
+        if started.is_err() {
+            // No thread, no timed flushes: write every line as it comes.
+            batched.lock().closed = true;
+        }
+        batched
+    }
+
+    /// Writes what is waiting; from now on lines are written as they come.
+    fn close(&self) {
+        let mut pending = self.lock();
+        pending.write_out();
+        pending.closed = true;
+    }
+
+    /// The lock, even if a thread panicked while holding it (the buffer is still a valid buffer).
+    fn lock(&self) -> MutexGuard<'_, Pending<W>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<W: Write + Send + 'static> Write for &Batched<W> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut pending = self.lock();
+        pending.bytes.extend_from_slice(line);
+        if pending.closed || pending.bytes.len() >= FLUSH_BYTES {
+            pending.write_out();
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.lock().write_out();
+        Ok(())
+    }
+}
+
+impl<'a, W: Write + Send + 'static> MakeWriter<'a> for Batched<W> {
+    type Writer = &'a Batched<W>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self
+    }
+}
+
+/// The root span of a request: its id (tracing-actix-web's UUID v4, which the audit events of the
+/// request carry through this span), method and path. Everything else an operator needs about a
+/// token request is in its audit event; the HTTP status and latency are in the metrics.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let id = request.extensions().get::<RequestId>().copied();
+        tracing::info_span!(
+            "request",
+            request_id = id.map(tracing::field::display),
+            method = %request.method(),
+            path = request.path(),
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(_span: Span, _outcome: &Result<ServiceResponse<B>, Error>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    #[test]
+    fn closing_writes_what_waits_and_later_lines_at_once() {
+        let out = Shared::default();
+        let batched = Batched::start(out.clone());
+        (&batched).write_all(b"one\n").unwrap();
+        (&batched).write_all(b"two\n").unwrap();
+        batched.close();
+        assert_eq!(out.text(), "one\ntwo\n");
+        (&batched).write_all(b"three\n").unwrap();
+        assert_eq!(out.text(), "one\ntwo\nthree\n");
+    }
+
+    #[test]
+    fn a_full_batch_is_written_by_the_thread_that_logs() {
+        let out = Shared::default();
+        let batched = Batched::start(out.clone());
+        let line = [b'x'; 1024];
+        // Twice as much as one batch: at least one batch is due even if a timed flush came between.
+        for _ in 0..2 * FLUSH_BYTES / line.len() {
+            (&batched).write_all(&line).unwrap();
+        }
+        assert!(out.0.lock().unwrap().len() >= FLUSH_BYTES);
+        batched.close();
+    }
+
+    #[test]
+    fn lines_wait_at_most_one_interval() {
+        let out = Shared::default();
+        let batched = Batched::start(out.clone());
+        (&batched).write_all(b"one\n").unwrap();
+        thread::sleep(FLUSH_INTERVAL * 3);
+        assert_eq!(out.text(), "one\n");
+        batched.close();
+    }
+}
