@@ -19,9 +19,20 @@ const WAL_INDEX_VERSION: u32 = 3_007_000;
 /// The byte (in the fourth word, in native order) that is non-zero once the header is initialised.
 const IS_INIT_BYTE: usize = 12;
 
+/// The word of the header's change counter, which every commit (and every restart of the WAL)
+/// increments by one.
+const CHANGE_COUNTER_WORD: usize = 2;
+
 /// One copy of the WAL-index header, as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header([u32; HEADER_WORDS]);
+
+impl Header {
+    /// True when `later` was written by exactly one commit after `self`.
+    pub fn one_commit_before(&self, later: &Header) -> bool {
+        self.0[CHANGE_COUNTER_WORD].wrapping_add(1) == later.0[CHANGE_COUNTER_WORD]
+    }
+}
 
 /// The `-shm` file of a database, mapped read-only.
 pub struct WalIndex {
@@ -107,6 +118,9 @@ mod tests {
             writer.execute("UPDATE t SET n = n + 1", []).unwrap();
             let now = index.header().expect("initialised");
             assert_ne!(now, seen, "commit {round} went unseen");
+            if round % 50 != 0 {
+                assert!(seen.one_commit_before(&now), "commit {round}");
+            }
             seen = now;
         }
     }
