@@ -218,7 +218,7 @@ impl Authenticator {
     }
 
     /// The principal behind `credentials` in `realm`, as of the change `counters`.
-    #[tracing::instrument(name = "authenticate", skip_all, fields(realm = %realm.name))]
+    #[tracing::instrument(name = "authenticate", level = "debug", skip_all, fields(realm = %realm.name))]
     pub async fn authenticate(
         &self,
         realm: &Realm,

@@ -36,7 +36,8 @@ pub fn init(format: LogFormat, level: &str) -> LogGuard {
         .with_writer(stderr.clone());
     match format {
         LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // The request's span (with its id) once, as `span`; the list of entered spans would repeat it.
+        LogFormat::Json => builder.json().with_span_list(false).init(),
     }
     LogGuard(stderr)
 }

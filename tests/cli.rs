@@ -401,6 +401,14 @@ fn json_logs_carry_audit_events_without_secrets() {
     assert_eq!(events[1]["fields"]["outcome"], "refused");
     assert_eq!(events[1]["fields"]["reason"], "wrong password");
     assert_eq!(events[1]["fields"]["client_addr"], "127.0.0.1");
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|e| e["span"]["request_id"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        ids.iter().all(|id| id.len() == 36) && ids[0] != ids[1],
+        "each audit event names its request: {text}"
+    );
 }
 
 /// Log lines are written in batches: a clean stop (SIGTERM, as from a supervisor) writes every line
