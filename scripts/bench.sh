@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark of the token endpoint. Builds the release binary, measures the raw cost of one
 # ES256 signature (criterion, `benches/token.rs`), then starts `portcullis serve` on a free
-# loopback port with its own SQLite database, keys and munged, and drives each request path with
+# loopback port with its own database (SQLite, or with --postgres a throwaway PostgreSQL from
+# scripts/pg.sh), keys and munged, and drives each request path with
 # wrk: anonymous, Basic warm (one user and password over and over: the credential cache's hit
 # path once it exists, argon2 every time until then), Basic cold (a wrong password for one
 # user: argon2 on every request, answered 401), refresh-token POST, access token, and MUNGE
@@ -14,6 +15,7 @@
 #
 #   scripts/bench.sh            # 10 s per path, wrk -t2 -c16
 #   scripts/bench.sh --quick    # 2 s per path, wrk -t1 -c4 (CI: keeps the script working)
+#   scripts/bench.sh --postgres # the same on PostgreSQL (report: bench-report-postgres.md)
 #
 # Needs wrk, curl and the munge tools (scripts/install-deps.sh), and root or a user that may run
 # munged. wrk runs on the same machine, so it takes CPU from the server: requests/s is the pair's,
@@ -27,9 +29,11 @@ usage() {
 }
 
 quick=false
+engine=sqlite
 for arg in "$@"; do
     case $arg in
         --quick) quick=true ;;
+        --postgres) engine=postgres ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench: unknown argument $arg (try --help)" >&2; exit 2 ;;
     esac
@@ -58,6 +62,7 @@ done
 target_dir=${CARGO_TARGET_DIR:-target}
 bin="$target_dir/release/portcullis"
 report="$target_dir/bench-report.md"
+[[ $engine == postgres ]] && report="$target_dir/bench-report-postgres.md"
 clk_tck=$(getconf CLK_TCK)
 
 stage() {
@@ -78,6 +83,9 @@ cleanup() {
     fi
     if [[ -S $munge_socket ]]; then
         munged --stop -S "$munge_socket" >/dev/null 2>&1 || true
+    fi
+    if [[ -d $work/pg ]]; then
+        scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
     fi
     rm -rf "$work"
 }
@@ -129,14 +137,20 @@ EOF
 
 export PORTCULLIS_CONFIG="$work/portcullis.toml"
 export PORTCULLIS__SERVER__LISTEN="127.0.0.1:0"
-export PORTCULLIS__DATABASE__URL="sqlite://$work/db/portcullis.db"
+if [[ $engine == postgres ]]; then
+    PORTCULLIS__DATABASE__URL=$(scripts/pg.sh start "$work/pg")
+    export PORTCULLIS__DATABASE__URL
+else
+    export PORTCULLIS__DATABASE__URL="sqlite://$work/db/portcullis.db"
+fi
 export PORTCULLIS__KEYS__DIR="$work/keys"
-export PORTCULLIS__LOG__LEVEL="warn"
 # The cold path sends one wrong password over and over: keep lockout out of the way so that it
 # measures argon2, not the lock.
 export PORTCULLIS__LOCKOUT__ACCOUNT_THRESHOLD=1000000000
 export PORTCULLIS__LOCKOUT__ADDRESS_THRESHOLD=1000000000
-unset RUST_LOG
+# The default log settings (level info, human lines): every request writes its audit line, to a
+# file here, as it would to a log collector.
+unset RUST_LOG PORTCULLIS__LOG__LEVEL PORTCULLIS__LOG__FORMAT
 
 "$bin" serve >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
@@ -407,12 +421,16 @@ flood_summary=$(grep -E 'requests in|Non-2xx' "$work/flood.wrk" | tr -s ' ' | tr
 
 # --- report ------------------------------------------------------------------------------------
 
-# The SQLite header's write-version byte: 1 rollback journal, 2 WAL.
-case $(od -An -tu1 -j18 -N1 "$work/db/portcullis.db" | tr -d ' ') in
-    2) journal="WAL" ;;
-    1) journal="rollback journal, not WAL" ;;
-    *) journal="unknown journal mode" ;;
-esac
+if [[ $engine == postgres ]]; then
+    database="PostgreSQL $(psql "$PORTCULLIS__DATABASE__URL" -Atc 'SHOW server_version') on the same machine (scripts/pg.sh: durability off)"
+else
+    # The SQLite header's write-version byte: 1 rollback journal, 2 WAL.
+    case $(od -An -tu1 -j18 -N1 "$work/db/portcullis.db" | tr -d ' ') in
+        2) database="SQLite (WAL) in a temporary directory" ;;
+        1) database="SQLite (rollback journal, not WAL) in a temporary directory" ;;
+        *) database="SQLite (unknown journal mode) in a temporary directory" ;;
+    esac
+fi
 log_problems=$(grep -c -E ' (WARN|ERROR) ' "$work/server.err" || true)
 if ((log_problems > 0)); then
     warnings+=("the server logged $log_problems warnings or errors: $(grep -m1 -E ' (WARN|ERROR) ' "$work/server.err")")
@@ -420,14 +438,16 @@ fi
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mode_flag=""
 [[ $quick == true ]] && mode_flag=" --quick"
+[[ $engine == postgres ]] && mode_flag+=" --postgres"
 {
     echo "## Load benchmark ($mode mode, $(date -u +%Y-%m-%d))"
     echo
     echo "Machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, $(uname -sr); $(rustc --version);"
     echo "1-minute load average $load_before before the runs, $(cut -d' ' -f1 /proc/loadavg) after."
     echo
-    echo "Method: \`scripts/bench.sh$mode_flag\`: release build; SQLite ($journal) in a temporary"
-    echo "directory; \`server.workers\` = one per CPU; \`wrk -t$threads -c$connections -d${duration_secs}s\` on the same"
+    echo "Method: \`scripts/bench.sh$mode_flag\`: release build, default settings (log level info: one"
+    echo "audit line per request, written to a file); $database;"
+    echo "\`server.workers\` = one per CPU; \`wrk -t$threads -c$connections -d${duration_secs}s\` on the same"
     echo "machine (MUNGE: ${munge_duration} s, with $credentials single-use credentials made beforehand, of which"
     echo "$(field sent "$munge_line") were sent). CPU per request is the server's utime + stime from /proc over"
     echo "the run divided by the responses wrk counted. The unit is one raw ES256 signature (aws-lc-rs,"
