@@ -389,11 +389,17 @@ fn json_logs_carry_audit_events_without_secrets() {
         !text.contains(secret),
         "a password reached the log:\n{text}"
     );
-    let events: Vec<Value> = text
+    let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .filter(|e: &Value| e["target"] == "audit")
         .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"] != "WARN" && l["level"] != "ERROR"),
+        "a refusal is an audit event, not a warning: {text}"
+    );
+    let events: Vec<&Value> = lines.iter().filter(|e| e["target"] == "audit").collect();
     assert_eq!(events.len(), 2, "{text}");
     assert_eq!(events[0]["fields"]["outcome"], "granted");
     assert_eq!(events[0]["fields"]["granted"], "repository:alice/app:pull");
