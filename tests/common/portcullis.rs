@@ -15,6 +15,9 @@ use super::external::{describe, free_port, run_with_stdin};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a test waits for a line to reach the log: the server writes its log in batches, at least
+/// every 100 ms.
+const LOG_WAIT: Duration = Duration::from_secs(3);
 
 /// A running `portcullis serve` with its own database and keys in a temp dir.
 pub struct Portcullis {
@@ -81,6 +84,20 @@ impl Portcullis {
     pub fn log(&self) -> String {
         let read = |name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         format!("{}{}", read("stdout.log"), read("stderr.log"))
+    }
+
+    /// Whether the log shows `needle`, waiting for the server's next batched write if it does not yet.
+    pub fn logged(&self, needle: &str) -> bool {
+        let started = Instant::now();
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if started.elapsed() > LOG_WAIT {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Runs an operator command against this server's database and keys.
