@@ -982,7 +982,9 @@ impl Store {
     }
 
     /// Counts a failed attempt for `subject` and, from the lockout's threshold on, locks it for
-    /// exponentially longer; returns the record as written.
+    /// exponentially longer; returns the record as written. The count is one atomic upsert, so
+    /// concurrent failures (many instances, a flood) are all counted and never wait on a read lock
+    /// upgrade; the deadline is then written while the row is still ours.
     pub async fn record_failure(
         &self,
         subject: &str,
@@ -991,35 +993,30 @@ impl Store {
         threshold: u32,
     ) -> Result<FailureRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row =
-            sqlx::query("SELECT failures, last_failure FROM login_failures WHERE subject = $1")
-                .bind(subject)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let previous = match row {
-            Some(row) => {
-                let last: i64 = row.try_get("last_failure")?;
-                let failures: i64 = row.try_get("failures")?;
-                if last + i64::from(lockout.reset_after_secs) < now {
-                    0
-                } else {
-                    failures
-                }
-            }
-            None => 0,
-        };
-        let failures = previous + 1;
-        let locked_until = lockout.lock_deadline(failures, threshold, now);
-        sqlx::query(
-            "INSERT INTO login_failures (subject, failures, last_failure, locked_until) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (subject) DO UPDATE SET failures = $2, last_failure = $3, locked_until = $4",
+        let row = sqlx::query(
+            "INSERT INTO login_failures (subject, failures, last_failure, locked_until) \
+             VALUES ($1, 1, $2, 0) \
+             ON CONFLICT (subject) DO UPDATE SET failures = CASE \
+                 WHEN login_failures.last_failure + $3 < $2 THEN 1 \
+                 ELSE login_failures.failures + 1 END, \
+             last_failure = $2 \
+             RETURNING failures, locked_until",
         )
         .bind(subject)
-        .bind(failures)
         .bind(now)
-        .bind(locked_until)
-        .execute(&mut *tx)
+        .bind(i64::from(lockout.reset_after_secs))
+        .fetch_one(&mut *tx)
         .await?;
+        let failures: i64 = row.try_get("failures")?;
+        let stored_deadline: i64 = row.try_get("locked_until")?;
+        let locked_until = lockout.lock_deadline(failures, threshold, now);
+        if locked_until != stored_deadline {
+            sqlx::query("UPDATE login_failures SET locked_until = $2 WHERE subject = $1")
+                .bind(subject)
+                .bind(locked_until)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(FailureRecord {
             failures,
