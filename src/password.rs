@@ -1,11 +1,15 @@
-//! Password hashing (argon2id PHC strings) and verification on a bounded pool of blocking threads, so
-//! memory-hard checks never stall the async workers nor run more than the configured number at once.
+//! Password hashing (argon2id PHC strings) and verification on a fixed pool of dedicated threads, so
+//! memory-hard checks never stall the async workers, never run more than the configured number at
+//! once, and never hold more memory than one argon2 work area per thread. The threads run at a lower
+//! CPU priority than the request workers: a flood of password guesses slows other password checks,
+//! not the requests that carry tokens or cached credentials.
 //! A missing user is checked against a dummy hash of the same cost: same time, same answer.
 //! Imported bcrypt hashes are verified too (the caller replaces them with argon2id).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +21,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::config::PasswordSettings;
 use crate::import::{verify_bcrypt, BCRYPT_PREFIXES};
@@ -69,14 +73,12 @@ impl Hasher {
     }
 }
 
-/// Verifies passwords off the async workers: at most `slots` at a time, at most `max_waiting`
+/// Verifies passwords off the async workers: at most `threads` at a time, at most `max_waiting`
 /// queued behind them (more are refused at once with [`PasswordError::Overloaded`]), and not at all
 /// for a (realm, user, password) verified within the cache lifetime against the same stored hash.
 #[derive(Clone)]
 pub struct Verifier {
-    slots: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
+    pool: Arc<Pool>,
     dummy_hash: Arc<str>,
     hasher: Hasher,
     cache: Arc<VerifiedCache>,
@@ -93,13 +95,11 @@ impl Verifier {
     pub fn new(
         hasher: Hasher,
         settings: &PasswordSettings,
-        slots: usize,
+        threads: usize,
     ) -> Result<Verifier, PasswordError> {
         let dummy = hasher.hash(&SecretString::from("portcullis dummy password"))?;
         Ok(Verifier {
-            slots: Arc::new(Semaphore::new(slots.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            max_waiting: settings.max_queued_checks,
+            pool: Arc::new(Pool::start(threads, settings.max_queued_checks)?),
             dummy_hash: dummy.into(),
             hasher,
             cache: Arc::new(VerifiedCache::new(Duration::from_secs(
@@ -129,7 +129,8 @@ impl Verifier {
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
         let checked = phc.clone();
         let matched = self
-            .on_pool(move || verify_phc(&checked, &password))
+            .pool
+            .run(move || verify_phc(&checked, &password))
             .await?;
         if known && matched {
             self.cache.insert(cache_key, &phc);
@@ -140,12 +141,12 @@ impl Verifier {
     /// A new argon2id hash, computed on the pool (to replace an imported bcrypt hash).
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
         let hasher = self.hasher.clone();
-        self.on_pool(move || hasher.hash(&password)).await?
+        self.pool.run(move || hasher.hash(&password)).await?
     }
 
-    /// Password checks waiting for a slot now.
+    /// Password checks waiting for a thread now.
     pub fn queue_depth(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.pool.queued.load(Ordering::Relaxed)
     }
 
     /// The verified-credential cache's hit and miss counts.
@@ -155,36 +156,113 @@ impl Verifier {
             self.cache.misses.load(Ordering::Relaxed),
         )
     }
+}
 
-    /// Runs `work` on a blocking thread once a slot is free; refuses at once when the queue is full.
-    async fn on_pool<T: Send + 'static>(
+/// How much lower than the request workers the password threads run (Linux `nice`: 0 is normal, 19
+/// the lowest). At +10 a busy password thread gets about a tenth of a CPU that a request worker
+/// wants, and all of it when the workers are idle.
+const PASSWORD_THREAD_NICE: i32 = 10;
+
+/// A unit of work for a password thread; it reports its own result.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The password threads and their queue. Admission is counted here, so the queue itself can be an
+/// unbounded channel: no more than `threads + max_waiting` jobs are ever in it or running.
+struct Pool {
+    jobs: mpsc::Sender<Job>,
+    capacity: usize,
+    admitted: Arc<AtomicUsize>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Pool {
+    /// Starts `threads` (at least one) password threads; they stop when the pool is dropped.
+    fn start(threads: usize, max_waiting: usize) -> Result<Pool, PasswordError> {
+        let threads = threads.max(1);
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let queued = Arc::new(AtomicUsize::new(0));
+        for index in 0..threads {
+            let receiver = Arc::clone(&receiver);
+            let queued = Arc::clone(&queued);
+            std::thread::Builder::new()
+                .name(format!("password-{index}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let next = receiver.lock().expect("password queue lock").recv();
+                        let Ok(job) = next else { return };
+                        queued.fetch_sub(1, Ordering::SeqCst);
+                        job();
+                    }
+                })
+                .map_err(|e| PasswordError::Hash(format!("cannot start a password thread: {e}")))?;
+        }
+        Ok(Pool {
+            jobs: sender,
+            capacity: threads + max_waiting,
+            admitted: Arc::new(AtomicUsize::new(0)),
+            queued,
+        })
+    }
+
+    /// Runs `work` on a password thread; refuses at once when every thread is busy and the queue is
+    /// full. Work whose caller has gone away (the client hung up) by the time a thread is free is
+    /// skipped.
+    async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _leave = Leave(&self.waiting);
-        if queued >= self.max_waiting + self.slots.available_permits() {
-            return Err(PasswordError::Overloaded);
-        }
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::PoolClosed)?;
-        drop(_leave);
+        let admission = Admission::enter(&self.admitted, self.capacity)?;
+        let (reply, result) = oneshot::channel();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
-            .await
-            .map_err(|_| PasswordError::PoolClosed)
+        let job: Job = Box::new(move || {
+            let _admission = admission;
+            if !reply.is_closed() {
+                let _ = reply.send(span.in_scope(work));
+            }
+        });
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let sent = self.jobs.send(job);
+        if sent.is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(PasswordError::PoolClosed);
+        }
+        result.await.map_err(|_| PasswordError::PoolClosed)
     }
 }
 
-/// Decrements the waiting count when a request stops waiting (served, refused or cancelled).
-struct Leave<'a>(&'a AtomicUsize);
+/// One admitted job; leaving (finished, skipped or never sent) frees its place.
+struct Admission(Arc<AtomicUsize>);
 
-impl Drop for Leave<'_> {
+impl Admission {
+    fn enter(admitted: &Arc<AtomicUsize>, capacity: usize) -> Result<Admission, PasswordError> {
+        admitted
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .map_err(|_| PasswordError::Overloaded)?;
+        Ok(Admission(Arc::clone(admitted)))
+    }
+}
+
+impl Drop for Admission {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Lowers the calling thread's CPU priority by [`PASSWORD_THREAD_NICE`]. On Linux `setpriority` with
+/// `who = 0` applies to the calling thread alone (elsewhere it would lower the whole process, so it
+/// is not called). Failing to lower it only costs fairness.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority takes plain integers and touches no memory of ours.
+        let status = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, PASSWORD_THREAD_NICE) };
+        if status != 0 {
+            tracing::debug!("could not lower the password thread's priority");
+        }
     }
 }
 
@@ -393,17 +471,82 @@ mod tests {
         assert!(entries.values().all(|(phc, _)| !phc.contains("pw")));
     }
 
+    /// Occupies a password thread until the returned sender is dropped.
+    async fn occupy(verifier: &Verifier) -> std::sync::mpsc::Sender<()> {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = oneshot::channel();
+        let pool = Arc::clone(&verifier.pool);
+        tokio::spawn(async move {
+            pool.run(move || {
+                let _ = started.send(());
+                let _ = hold.recv();
+            })
+            .await
+        });
+        running.await.unwrap();
+        release
+    }
+
     #[tokio::test]
     async fn a_full_queue_is_refused_at_once() {
         let settings = PasswordSettings {
-            max_queued_checks: 0,
+            max_queued_checks: 1,
             ..cheap()
         };
         let verifier = Verifier::new(Hasher::new(&settings).unwrap(), &settings, 1).unwrap();
-        let _busy = verifier.slots.clone().acquire_owned().await.unwrap();
+        let release = occupy(&verifier).await;
+        let waiting = tokio::spawn({
+            let verifier = verifier.clone();
+            async move { verifier.verify(&ALICE, None, "x".into()).await }
+        });
+        while verifier.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
         let refused = verifier.verify(&ALICE, None, "x".into()).await;
         assert!(matches!(refused, Err(PasswordError::Overloaded)));
+        assert_eq!(verifier.queue_depth(), 1, "the queued check still waits");
+        drop(release);
+        assert!(!waiting.await.unwrap().unwrap(), "and then runs");
         assert_eq!(verifier.queue_depth(), 0);
+        assert!(verifier.verify(&ALICE, None, "x".into()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn work_for_a_caller_that_left_is_skipped() {
+        let verifier = Verifier::new(Hasher::new(&cheap()).unwrap(), &cheap(), 1).unwrap();
+        let release = occupy(&verifier).await;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let abandoned = tokio::spawn({
+            let pool = Arc::clone(&verifier.pool);
+            let ran = Arc::clone(&ran);
+            async move { pool.run(move || ran.fetch_add(1, Ordering::SeqCst)).await }
+        });
+        while verifier.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        abandoned.abort();
+        let _ = abandoned.await;
+        drop(release);
+        assert!(verifier.verify(&ALICE, None, "x".into()).await.is_ok());
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn password_threads_run_below_the_request_workers() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let verifier = Verifier::new(Hasher::new(&cheap()).unwrap(), &cheap(), 2).unwrap();
+        let nice = runtime
+            .block_on(verifier.pool.run(|| {
+                // SAFETY: getpriority takes plain integers.
+                unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+            }))
+            .unwrap();
+        // SAFETY: as above.
+        let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        assert_eq!(nice, (own + PASSWORD_THREAD_NICE).min(19));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::authz::{self, Authorization};
 use crate::config::TokenSettings;
 use crate::domain::MAX_USERNAME_LEN;
 use crate::metrics::Metrics;
+use crate::password::PasswordError;
 use crate::policies::{Policies, PoliciesError};
 use crate::realm::Realm;
 use crate::scope::Scope;
@@ -144,6 +145,14 @@ impl TokenService {
                     "locked after repeated failures",
                 );
                 return Err(locked.into());
+            }
+            Err(overloaded @ AuthnError::Password(PasswordError::Overloaded)) => {
+                audit.refused(
+                    method_attempted,
+                    &attempted_user,
+                    "password checks overloaded",
+                );
+                return Err(overloaded.into());
             }
             Err(e) => {
                 audit.refused(
