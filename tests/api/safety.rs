@@ -7,15 +7,17 @@ use std::time::{Duration, Instant};
 use crate::helpers::{realm_name, spawn_app_with, Db, TestApp};
 use crate::on_both_engines;
 use portcullis::authn::lockout_subject;
+use portcullis::config::LockoutSettings;
 use portcullis::domain::Username;
 use portcullis::password::Hasher;
 use portcullis::secret::{mint, ACCESS_TOKEN_PREFIX};
-use portcullis::store::{NewToken, Role, TokenKind};
+use portcullis::store::{unix_now, NewToken, Role, TokenKind};
 use secrecy::{ExposeSecret, SecretString};
 
 on_both_engines!(
     cached_logins_follow_password_changes,
-    repeated_failures_lock_the_account
+    repeated_failures_lock_the_account,
+    concurrent_failures_are_all_counted
 );
 
 async fn status(app: &TestApp, user: &str, password: &str) -> u16 {
@@ -50,6 +52,37 @@ async fn cached_logins_follow_password_changes(app: TestApp) {
         status(&app, "alice", "new").await
     })
     .await;
+}
+
+/// Failures arriving together (a flood, several instances) are each counted once: none is lost to
+/// a race and none fails on a database lock.
+async fn concurrent_failures_are_all_counted(app: TestApp) {
+    const ATTEMPTS: i64 = 40;
+    const THRESHOLD: u32 = 30;
+    let lockout = LockoutSettings::default();
+    let subject = "account:default/alice";
+    let now = unix_now();
+    let attempts: Vec<_> = (0..ATTEMPTS)
+        .map(|_| {
+            let store = app.store.clone();
+            let lockout = lockout.clone();
+            tokio::spawn(async move {
+                store
+                    .record_failure(subject, now, &lockout, THRESHOLD)
+                    .await
+            })
+        })
+        .collect();
+    for attempt in attempts {
+        attempt.await.unwrap().expect("every failure is recorded");
+    }
+    let record = app.store.failure_record(subject).await.unwrap();
+    assert_eq!(record.failures, ATTEMPTS);
+    assert_eq!(
+        record.locked_until,
+        lockout.lock_deadline(ATTEMPTS, THRESHOLD, now),
+        "the deadline of the last failure"
+    );
 }
 
 async fn repeated_failures_lock_the_account(app: TestApp) {
@@ -173,6 +206,23 @@ async fn a_password_flood_gets_quick_503s_and_tokens_are_still_served() {
         counts.keys().copied().collect::<Vec<_>>(),
         [401, 503],
         "{counts:?}"
+    );
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let overloaded = format!(
+        r#"portcullis_denials_total{{reason="password checks overloaded"}} {}"#,
+        counts[&503]
+    );
+    assert!(
+        metrics.contains(&overloaded),
+        "each 503 is a refusal for overload: {overloaded:?} in\n{metrics}"
     );
     println!(
         "flood answers {counts:?} in {:?}; token request served in {token_latency:?}",
