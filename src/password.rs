@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,8 @@ pub enum PasswordError {
     Hash(String),
     #[error("password verification pool is shut down")]
     PoolClosed,
+    #[error("a password check stopped without an answer")]
+    Unfinished,
     #[error("too many password checks waiting")]
     Overloaded,
 }
@@ -193,7 +196,9 @@ impl Pool {
                         let next = receiver.lock().expect("password queue lock").recv();
                         let Ok(job) = next else { return };
                         queued.fetch_sub(1, Ordering::SeqCst);
-                        job();
+                        if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                            tracing::error!("a password check panicked; its request got 503");
+                        }
                     }
                 })
                 .map_err(|e| PasswordError::Hash(format!("cannot start a password thread: {e}")))?;
@@ -208,7 +213,7 @@ impl Pool {
 
     /// Runs `work` on a password thread; refuses at once when every thread is busy and the queue is
     /// full. Work whose caller has gone away (the client hung up) by the time a thread is free is
-    /// skipped.
+    /// skipped; work that panics answers [`PasswordError::Unfinished`] and the thread goes on.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
@@ -228,7 +233,7 @@ impl Pool {
             self.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(PasswordError::PoolClosed);
         }
-        result.await.map_err(|_| PasswordError::PoolClosed)
+        result.await.map_err(|_| PasswordError::Unfinished)
     }
 }
 
@@ -509,6 +514,17 @@ mod tests {
         assert!(!waiting.await.unwrap().unwrap(), "and then runs");
         assert_eq!(verifier.queue_depth(), 0);
         assert!(verifier.verify(&ALICE, None, "x".into()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_check_that_panics_fails_alone() {
+        let verifier = Verifier::new(Hasher::new(&cheap()).unwrap(), &cheap(), 1).unwrap();
+        let failed = verifier.pool.run(|| panic!("a broken check")).await;
+        assert!(matches!(failed, Err(PasswordError::Unfinished)));
+        assert!(
+            verifier.verify(&ALICE, None, "x".into()).await.is_ok(),
+            "the only thread still serves"
+        );
     }
 
     #[tokio::test]
