@@ -417,7 +417,10 @@ run_path access-during-flood 2xx "access-token requests while 1000 connections s
     $((flood_secs - 2)) "" -H "$(basic "alice:$access_token")" "$auth_url?service=registry&$common_scope"
 connections=$saved_connections
 wait "$flood_pid" || warnings+=("the flood's wrk failed: $(tail -n 3 "$work/flood.wrk")")
-flood_summary=$(grep -E 'requests in|Non-2xx' "$work/flood.wrk" | tr -s ' ' | tr '\n' ';')
+flood_summary=$(grep -E 'requests in|Non-2xx|Socket errors' "$work/flood.wrk" | tr -s ' ' | tr '\n' ';')
+if ! grep -q 'Socket errors' "$work/flood.wrk"; then
+    flood_summary+=" no socket errors or timeouts (wrk's timeout: 2 s)."
+fi
 
 # --- report ------------------------------------------------------------------------------------
 
