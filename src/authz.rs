@@ -3,15 +3,16 @@
 //! admins are members of the policy's admin group; an access token's scopes cap what it can get.
 
 use crate::authn::Principal;
-use crate::policy::{Policy, Subject};
+use crate::policy::{Policy, RuleRef, Subject};
 use crate::scope::Scope;
 
 /// What was granted, and which rules decided it.
 pub struct Authorization {
     /// Requested ∩ allowed, per scope; scopes granted nothing are left out.
     pub granted: Vec<Scope>,
-    /// The deciding rules, one line each (`rule 3 (allow * on repository "${account}/**" to ...)`).
-    pub rules: Vec<String>,
+    /// The deciding rules, each once, in the order they first decided something; each displays as
+    /// `rule 3 (allow * on repository "${account}/**" to ...)`.
+    pub rules: Vec<RuleRef>,
 }
 
 /// Decides every requested scope for `principal` under `policy`.
@@ -39,9 +40,12 @@ pub fn authorize(policy: &Policy, principal: &Principal, requested: &[Scope]) ->
         };
         let decision = policy.decide(&subject, scope);
         for rule in decision.rules() {
-            let rule = rule.to_string();
-            if !authorization.rules.contains(&rule) {
-                authorization.rules.push(rule);
+            if !authorization
+                .rules
+                .iter()
+                .any(|r| r.number() == rule.number())
+            {
+                authorization.rules.push(rule.clone());
             }
         }
         authorization.granted.extend(decision.into_granted());
@@ -159,10 +163,14 @@ mod tests {
         let scopes = parse_all(["repository:alice/app:pull"]).unwrap();
         let authorization = authorize(&policy, &user("alice", &[]), &scopes);
         assert_eq!(authorization.rules.len(), 1);
-        assert!(
-            authorization.rules[0].contains("${account}/**"),
-            "{:?}",
-            authorization.rules
+        let rule = authorization.rules[0].to_string();
+        assert!(rule.contains("${account}/**"), "{rule}");
+        let scopes = parse_all(["repository:alice/app:pull repository:alice/b:push"]).unwrap();
+        let authorization = authorize(&policy, &user("alice", &[]), &scopes);
+        assert_eq!(
+            authorization.rules.len(),
+            1,
+            "a rule that decides two scopes is named once"
         );
     }
 }

@@ -16,6 +16,7 @@ use crate::domain::MAX_USERNAME_LEN;
 use crate::metrics::Metrics;
 use crate::password::PasswordError;
 use crate::policies::{Policies, PoliciesError};
+use crate::policy::RuleRef;
 use crate::realm::Realm;
 use crate::scope::Scope;
 use crate::secret::{self, RandomError, REFRESH_TOKEN_PREFIX};
@@ -248,7 +249,7 @@ struct Audit<'a> {
 }
 
 impl Audit<'_> {
-    fn granted(&self, principal: &Principal, granted: &[Scope], rules: &[String]) {
+    fn granted(&self, principal: &Principal, granted: &[Scope], rules: &[RuleRef]) {
         self.metrics.issued(
             self.realm.name.as_str(),
             principal.method.as_str(),

@@ -345,7 +345,8 @@ fn realms_keys_and_registry_config() {
     assert!(server.cli_ok(&["migrate"], "").contains("up to date"));
 }
 
-/// JSON logs carry one audit event per decision and never the password.
+/// JSON logs carry one audit event per decision, with the rule that decided it, and never the
+/// password.
 #[test]
 fn json_logs_carry_audit_events_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -404,6 +405,11 @@ fn json_logs_carry_audit_events_without_secrets() {
     assert_eq!(events[0]["fields"]["outcome"], "granted");
     assert_eq!(events[0]["fields"]["granted"], "repository:alice/app:pull");
     assert_eq!(events[0]["fields"]["method"], "password");
+    let rules = events[0]["fields"]["rules"].as_str().unwrap_or_default();
+    assert!(
+        rules.starts_with("rule ") && rules.contains("${account}/**"),
+        "the grant names the rule that decided it: {text}"
+    );
     assert_eq!(events[1]["fields"]["outcome"], "refused");
     assert_eq!(events[1]["fields"]["reason"], "wrong password");
     assert_eq!(events[1]["fields"]["client_addr"], "127.0.0.1");
