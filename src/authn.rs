@@ -185,6 +185,18 @@ pub enum AuthnError {
     Password(#[from] PasswordError),
 }
 
+impl AuthnError {
+    /// The refusal's reason in the audit log (and the `reason` label of the denials metric).
+    pub fn audit_reason(&self) -> &'static str {
+        match self {
+            AuthnError::Rejected(reason) => reason,
+            AuthnError::Locked { .. } => "locked after repeated failures",
+            AuthnError::Password(PasswordError::Overloaded) => "password checks overloaded",
+            AuthnError::Store(_) | AuthnError::Password(_) => "authentication unavailable",
+        }
+    }
+}
+
 /// Checks credentials against a realm's users.
 #[derive(Clone)]
 pub struct Authenticator {

@@ -14,7 +14,6 @@ use crate::authz::{self, Authorization};
 use crate::config::TokenSettings;
 use crate::domain::MAX_USERNAME_LEN;
 use crate::metrics::Metrics;
-use crate::password::PasswordError;
 use crate::policies::{Policies, PoliciesError};
 use crate::policy::RuleRef;
 use crate::realm::Realm;
@@ -135,32 +134,8 @@ impl TokenService {
             .await
         {
             Ok(principal) => principal,
-            Err(AuthnError::Rejected(reason)) => {
-                audit.refused(method_attempted, &attempted_user, reason);
-                return Err(AuthnError::Rejected(reason).into());
-            }
-            Err(locked @ AuthnError::Locked { .. }) => {
-                audit.refused(
-                    method_attempted,
-                    &attempted_user,
-                    "locked after repeated failures",
-                );
-                return Err(locked.into());
-            }
-            Err(overloaded @ AuthnError::Password(PasswordError::Overloaded)) => {
-                audit.refused(
-                    method_attempted,
-                    &attempted_user,
-                    "password checks overloaded",
-                );
-                return Err(overloaded.into());
-            }
             Err(e) => {
-                audit.refused(
-                    method_attempted,
-                    &attempted_user,
-                    "authentication unavailable",
-                );
+                audit.refused(method_attempted, &attempted_user, e.audit_reason());
                 return Err(e.into());
             }
         };
