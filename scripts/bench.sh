@@ -335,7 +335,10 @@ make_credentials() {
 }
 
 # munge_lua FILE: each wrk thread sends its own share of FILE's credentials, each once; when they
-# run out it repeats its last one, which the replay cache refuses (counted and reported).
+# run out it repeats its last one, which the replay cache refuses (counted and reported). The
+# requests are formatted before the run, so that wrk spends no more per request here than on the
+# other paths. Formatting each as it went cost wrk a sixth of its rate and the server ~20 µs of CPU
+# per request (143 against 123 µs in one run): fewer requests ready at each wakeup, more wakeups.
 munge_lua() {
     cat <<EOF
 local threads = {}
@@ -344,22 +347,24 @@ function setup(thread)
     table.insert(threads, thread)
 end
 function init(args)
-    credentials, used, replayed = {}, 0, 0
+    requests, used, replayed = {}, 0, 0
     local n = 0
     for line in io.lines("$1") do
-        if n % $threads == id then table.insert(credentials, line) end
+        if n % $threads == id then
+            wrk.headers["authentication"] = line
+            table.insert(requests, wrk.format())
+        end
         n = n + 1
     end
 end
 function request()
     used = used + 1
-    local credential = credentials[used]
-    if credential == nil then
+    local request = requests[used]
+    if request == nil then
         replayed = replayed + 1
-        credential = credentials[#credentials]
+        request = requests[#requests]
     end
-    wrk.headers["authentication"] = credential
-    return wrk.format()
+    return request
 end
 function report_extra()
     local used, replayed = 0, 0
