@@ -1,6 +1,8 @@
 //! Parses the two shapes of a token request — GET with query and HTTP Basic, and the OAuth2 POST
 //! form — into one [`TokenRequest`], enforcing the size limits. Protocol details: protocol.md §2-4.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::HeaderValue;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -28,23 +30,27 @@ const GRANT_REFRESH_TOKEN: &str = "refresh_token";
 const OFFLINE_TOKEN_TRUE: &str = "true";
 const ACCESS_TYPE_OFFLINE: &str = "offline";
 
-/// Decoded parameters, in order, repeats kept.
-struct Params(Vec<(String, String)>);
+/// Decoded parameters, in order, repeats kept; borrowed from the request where nothing needed
+/// decoding. Decoding never fails: bytes that are not UTF-8 become U+FFFD, which no parameter we
+/// read accepts.
+struct Params<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
-impl Params {
-    fn parse(encoded: &[u8]) -> Result<Params, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(encoded)
-            .map_err(|_| ApiError::InvalidRequest("malformed URL-encoded parameters".into()))?;
-        if pairs.len() > MAX_PARAMS {
-            return Err(ApiError::InvalidRequest(format!(
-                "more than {MAX_PARAMS} parameters"
-            )));
-        }
-        if let Some((name, _)) = pairs.iter().find(|(_, v)| v.len() > MAX_PARAM_LEN) {
-            let name: String = name.chars().take(32).collect();
-            return Err(ApiError::InvalidRequest(format!(
-                "parameter {name:?} is longer than {MAX_PARAM_LEN} bytes"
-            )));
+impl<'a> Params<'a> {
+    fn parse(encoded: &'a [u8]) -> Result<Params<'a>, ApiError> {
+        let mut pairs = Vec::new();
+        for (name, value) in form_urlencoded::parse(encoded) {
+            if pairs.len() == MAX_PARAMS {
+                return Err(ApiError::InvalidRequest(format!(
+                    "more than {MAX_PARAMS} parameters"
+                )));
+            }
+            if value.len() > MAX_PARAM_LEN {
+                let name: String = name.chars().take(32).collect();
+                return Err(ApiError::InvalidRequest(format!(
+                    "parameter {name:?} is longer than {MAX_PARAM_LEN} bytes"
+                )));
+            }
+            pairs.push((name, value));
         }
         Ok(Params(pairs))
     }
@@ -67,11 +73,11 @@ impl Params {
             .ok_or_else(|| ApiError::InvalidRequest(format!("missing parameter {name:?}")))
     }
 
-    fn all<'a>(&'a self, name: &'static str) -> impl Iterator<Item = &'a str> + 'a {
+    fn all<'p>(&'p self, name: &'static str) -> impl Iterator<Item = &'p str> + 'p {
         self.0
             .iter()
             .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     fn scopes(&self) -> Result<Vec<scope::Scope>, ApiError> {
