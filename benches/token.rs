@@ -33,14 +33,10 @@ const GATEWAY_PAYLOAD: &[u8] = br#"{"authorized_locations":{"default":"alice:pa:
 /// The platform name the decoder is given for munged's key.
 const PLATFORM: &str = "bench";
 
-/// The claims of a `docker push`: both scopes granted, as the server would sign them.
-fn push_claims(jti: String) -> Claims<'static> {
+/// The claims of a `docker push`: both `scopes` granted, as the server would sign them.
+fn push_claims(jti: String, scopes: &[Scope]) -> Claims<'_> {
     let now = munged::now();
-    let access = scope::parse_all(PUSH_SCOPES)
-        .expect("push scopes parse")
-        .iter()
-        .map(ResourceActions::from)
-        .collect();
+    let access = scopes.iter().map(ResourceActions::from).collect();
     Claims {
         iss: ISSUER,
         sub: "alice",
@@ -59,10 +55,12 @@ fn signing(c: &mut Criterion) {
     let keys = RealmKeys::load_or_create(dir.path(), &realm).expect("realm keys");
     let signer = Signer::new(&keys);
     let rng = SystemRandom::new();
+    let scopes = scope::parse_all(PUSH_SCOPES).expect("push scopes parse");
     // The signing input of a real token, so the raw signature hashes as many bytes as the server's.
     let token = signer
-        .sign(&keys, &push_claims(signer.jti().expect("jti")))
+        .sign(&keys, &push_claims(signer.jti().expect("jti"), &scopes))
         .expect("token signs");
+    let token = token.as_str();
     let signing_input = &token[..token.rfind('.').expect("three parts")];
 
     let mut group = c.benchmark_group("es256");
@@ -73,7 +71,7 @@ fn signing(c: &mut Criterion) {
                 .expect("signature")
         })
     });
-    let claims = push_claims(signer.jti().expect("jti"));
+    let claims = push_claims(signer.jti().expect("jti"), &scopes);
     group.bench_function("signed_token", |b| {
         b.iter(|| signer.sign(&keys, black_box(&claims)).expect("token signs"))
     });

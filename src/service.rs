@@ -20,7 +20,7 @@ use crate::realm::Realm;
 use crate::scope::Scope;
 use crate::secret::{self, RandomError, REFRESH_TOKEN_PREFIX};
 use crate::store::{unix_now, NewToken, Store, StoreError, TokenKind};
-use crate::token::{Claims, ResourceActions, SignError};
+use crate::token::{Claims, Jwt, ResourceActions, SignError};
 
 /// A parsed token request, whatever its HTTP shape.
 pub struct TokenRequest {
@@ -36,7 +36,7 @@ pub struct TokenRequest {
 
 /// A signed token and what it grants.
 pub struct Issued {
-    pub token: String,
+    pub token: Jwt,
     pub expires_in: u64,
     pub issued_at: SystemTime,
     pub granted: Vec<Scope>,
@@ -194,7 +194,7 @@ fn sign(
     service: &str,
     principal: &Principal,
     granted: &[Scope],
-) -> Result<(String, SystemTime), SignError> {
+) -> Result<(Jwt, SystemTime), SignError> {
     let issued_at = SystemTime::now();
     let iat = issued_at
         .duration_since(UNIX_EPOCH)

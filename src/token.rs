@@ -1,6 +1,8 @@
 //! The JWT the registry verifies offline: header (`kid` in libtrust form and `x5c`), claims as
 //! distribution's `ClaimSet`, and ES256 signing with a key parsed once. Nothing here decides access.
 
+use std::collections::BTreeSet;
+
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -18,21 +20,21 @@ pub const DEFAULT_TOKEN_TTL_SECS: u64 = 300;
 /// Random bytes in a `jti`.
 const JTI_BYTES: usize = 16;
 
-/// One entry of the `access` claim (distribution's `ResourceActions`).
+/// One entry of the `access` claim (distribution's `ResourceActions`), borrowed from a granted scope.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ResourceActions {
+pub struct ResourceActions<'a> {
     #[serde(rename = "type")]
-    pub kind: String,
-    pub name: String,
-    pub actions: Vec<String>,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub actions: &'a BTreeSet<String>,
 }
 
-impl From<&Scope> for ResourceActions {
-    fn from(scope: &Scope) -> Self {
+impl<'a> From<&'a Scope> for ResourceActions<'a> {
+    fn from(scope: &'a Scope) -> Self {
         ResourceActions {
-            kind: scope.kind().to_owned(),
-            name: scope.name().to_owned(),
-            actions: scope.actions().iter().cloned().collect(),
+            kind: scope.kind(),
+            name: scope.name(),
+            actions: scope.actions(),
         }
     }
 }
@@ -47,7 +49,7 @@ pub struct Claims<'a> {
     pub nbf: u64,
     pub iat: u64,
     pub jti: String,
-    pub access: Vec<ResourceActions>,
+    pub access: Vec<ResourceActions<'a>>,
 }
 
 /// Which key-identifying fields go into the header. Tokens carry both; the single-field variants
@@ -63,6 +65,17 @@ pub enum KeyReference {
 pub struct Signer {
     encoded_header: String,
     rng: SystemRandom,
+}
+
+/// A signed token. It is base64url parts joined by dots (RFC 7515, section 7.1), so it is also a
+/// JSON string as it stands, with nothing to escape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jwt(String);
+
+impl Jwt {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Signing failed inside the crypto library (it does not, for a valid key; kept as an error anyway).
@@ -100,7 +113,7 @@ impl Signer {
     }
 
     /// `header.claims.signature`, the signature in raw `r||s` form.
-    pub fn sign(&self, keys: &RealmKeys, claims: &Claims<'_>) -> Result<String, SignError> {
+    pub fn sign(&self, keys: &RealmKeys, claims: &Claims<'_>) -> Result<Jwt, SignError> {
         let payload = serde_json::to_vec(claims).map_err(|_| SignError)?;
         let mut jwt =
             String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 100);
@@ -113,7 +126,7 @@ impl Signer {
             .map_err(|_| SignError)?;
         jwt.push('.');
         URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jwt);
-        Ok(jwt)
+        Ok(Jwt(jwt))
     }
 }
 
@@ -140,9 +153,10 @@ mod tests {
             jti: signer.jti().unwrap(),
             access: vec![ResourceActions::from(&scope)],
         };
-        let jwt = signer.sign(&keys, &claims).unwrap();
+        let signed = signer.sign(&keys, &claims).unwrap();
+        let jwt = signed.as_str();
 
-        let header = decode_header(&jwt).unwrap();
+        let header = decode_header(jwt).unwrap();
         assert_eq!(header.alg, Algorithm::ES256);
         assert_eq!(header.typ.as_deref(), Some("JWT"));
         assert_eq!(header.kid.as_deref(), Some(keys.kid()));
@@ -152,7 +166,7 @@ mod tests {
         let mut validation = Validation::new(Algorithm::ES256);
         validation.set_audience(&["registry"]);
         validation.validate_exp = false;
-        let data = decode::<serde_json::Value>(&jwt, &key, &validation).unwrap();
+        let data = decode::<serde_json::Value>(jwt, &key, &validation).unwrap();
         let c = data.claims;
         assert!(c["aud"].is_string(), "aud must be a plain string");
         assert!(c["exp"].is_u64() && c["nbf"].is_u64() && c["iat"].is_u64());

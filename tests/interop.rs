@@ -322,7 +322,7 @@ fn registry_verifies_through_kid_alone_and_x5c_alone() {
             jti: signer.jti().unwrap(),
             access: vec![ResourceActions::from(&scope)],
         };
-        signer.sign(keys, &claims).unwrap()
+        signer.sign(keys, &claims).unwrap().as_str().to_owned()
     };
     let path = "/v2/alice/app/tags/list";
     assert_eq!(

@@ -13,7 +13,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use self::error::ApiError;
 use crate::domain::RealmName;
@@ -37,6 +36,8 @@ const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0;
 const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
 /// `Cache-Control` of token responses: a token is a credential, no cache may keep it (RFC 6749 5.1).
 const NO_STORE: &str = "no-store";
+/// Room in a token response for everything but its two copies of the token.
+const TOKEN_RESPONSE_FIELDS_LEN: usize = 512;
 
 /// What every handler shares.
 pub struct AppState {
@@ -73,19 +74,6 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed)
-}
-
-/// Token response: `token` and `access_token` both (clients read one or the other); `scope` on POST.
-#[derive(Serialize)]
-struct TokenResponse<'a> {
-    token: &'a RawValue,
-    access_token: &'a RawValue,
-    expires_in: u64,
-    issued_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
 }
 
 async fn token_get(
@@ -140,28 +128,39 @@ async fn issue(
     Ok(token_response(&issued, shape == ResponseShape::Post))
 }
 
+/// The token response: `token` and `access_token` both (clients read one or the other),
+/// `expires_in`, `issued_at`, OAuth2's `scope` on POST, and the new `refresh_token` if one was
+/// minted. Written by hand: the 1.5 KB token goes in twice as it stands (a [`Jwt`](crate::token::Jwt) needs no
+/// escaping), where serde would scan it byte by byte for escapes each time.
 fn token_response(issued: &Issued, with_scope: bool) -> HttpResponse {
-    let token = json_string(&issued.token);
+    let jwt = issued.token.as_str();
+    let mut body = String::with_capacity(2 * jwt.len() + TOKEN_RESPONSE_FIELDS_LEN);
+    body.push_str(r#"{"token":""#);
+    body.push_str(jwt);
+    body.push_str(r#"","access_token":""#);
+    body.push_str(jwt);
+    body.push_str(r#"","expires_in":"#);
+    body.push_str(&issued.expires_in.to_string());
+    body.push_str(r#","issued_at":"#);
+    push_json_string(&mut body, &rfc3339(issued.issued_at));
+    if with_scope {
+        body.push_str(r#","scope":"#);
+        push_json_string(&mut body, &service::join(&issued.granted));
+    }
+    if let Some(refresh_token) = &issued.refresh_token {
+        body.push_str(r#","refresh_token":"#);
+        push_json_string(&mut body, refresh_token.expose_secret());
+    }
+    body.push('}');
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE)))
-        .json(TokenResponse {
-            token: &token,
-            access_token: &token,
-            expires_in: issued.expires_in,
-            issued_at: rfc3339(issued.issued_at),
-            scope: with_scope.then(|| service::join(&issued.granted)),
-            refresh_token: issued
-                .refresh_token
-                .as_ref()
-                .map(ExposeSecret::expose_secret),
-        })
+        .content_type(header::ContentType::json())
+        .body(body)
 }
 
-/// The token as a JSON string, checked once and then copied as is into both fields (serde_json
-/// would scan its 1.5 KB byte by byte for escapes twice). A JWT is base64url parts joined by dots
-/// (RFC 7515, section 7.1), so it is always a valid JSON string between quotes.
-fn json_string(jwt: &str) -> Box<RawValue> {
-    RawValue::from_string(format!("\"{jwt}\"")).expect("a JWT needs no escaping")
+/// Appends `text` as a JSON string, escaped where it must be.
+fn push_json_string(body: &mut String, text: &str) {
+    body.push_str(&serde_json::Value::from(text).to_string());
 }
 
 async fn jwks(

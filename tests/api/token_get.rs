@@ -139,6 +139,7 @@ async fn every_route_alias_answers(app: TestApp) {
         let response = app.client.get(url).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_eq!(response.headers()["content-type"], "application/json");
     }
 }
 
