@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Load benchmark of the token endpoint. Builds the release binary, measures the raw cost of one
-# ES256 signature (criterion, `benches/token.rs`), then starts `portcullis serve` on a free
-# loopback port with its own database (SQLite, or with --postgres a throwaway PostgreSQL from
-# scripts/pg.sh), keys and munged, and drives each request path with
-# wrk: anonymous, Basic warm (one user and password over and over: the credential cache's hit
-# path once it exists, argon2 every time until then), Basic cold (a wrong password for one
-# user: argon2 on every request, answered 401), refresh-token POST, access token, and MUNGE
+# Load benchmark of the token endpoint. Builds the release binary, then starts `portcullis serve`
+# on a free loopback port with its own database (SQLite, or with --postgres a throwaway
+# PostgreSQL from scripts/pg.sh), keys and munged, and drives each request path with wrk:
+# anonymous, Basic warm (one user and password over and over: the credential cache's hit path
+# once it exists, argon2 every time until then), Basic cold (a wrong password for one user:
+# argon2 on every request, answered 401), refresh-token POST, access token, and MUNGE
 # (single-use credentials made beforehand by `munge`). For each it reports requests/s, p50/p99
 # latency, the server's CPU per request (utime + stime from /proc) and that CPU as a multiple
-# of one raw signature, plus the server's peak RSS. The Markdown table is printed and written
-# to $CARGO_TARGET_DIR/bench-report.md (default target/). Missed targets and unexpected
+# of one raw ES256 signature, plus the server's peak RSS. The signature is measured (criterion,
+# `benches/token.rs`) just before and just after each path, and the mean of the two is that
+# path's unit: this machine's speed drifts by a third within minutes when its neighbours are
+# busy, so a unit measured once at the start may be minutes away from the path it divides.
+# The Markdown table is printed and written to $CARGO_TARGET_DIR/bench-report.md (default
+# target/). Missed targets and unexpected
 # responses are listed in the report, not failures: the script fails only when something does
 # not run. Everything it starts is stopped on exit.
 #
@@ -98,20 +101,30 @@ stage "build (release)"
 cargo build --release
 cargo bench --bench token --no-run
 
-# Criterion's "time: [low mid high]" line of es256/raw_signature; its middle estimate in µs.
-stage "raw ES256 signature (cargo bench --bench token -- --quick es256/raw_signature)"
-cargo bench --bench token -- --quick es256/raw_signature | tee "$work/criterion.out" >&2
-sign_us=$(awk '
-    /^es256\/raw_signature/ { found = 1 }
-    found && /time:/ {
-        sub(/.*\[/, ""); value = $3; unit = $4
-        scale = (unit == "ns") ? 0.001 : (unit == "ms") ? 1000 : (unit == "s") ? 1e6 : 1
-        printf "%.2f", value * scale; exit
-    }' "$work/criterion.out")
-if [[ -z $sign_us ]]; then
-    echo "bench: no es256/raw_signature estimate in criterion's output" >&2
-    exit 1
-fi
+# signature_us: one raw ES256 signature in µs, measured now: the middle estimate of criterion's
+# "time: [low mid high]" line for es256/raw_signature, from a short run.
+signature_us() {
+    cargo bench --bench token -- --quick --warm-up-time 1 --measurement-time 2 \
+        es256/raw_signature >"$work/criterion.out" 2>&1
+    local us
+    us=$(awk '
+        /^es256\/raw_signature/ { found = 1 }
+        found && /time:/ {
+            sub(/.*\[/, ""); value = $3; unit = $4
+            scale = (unit == "ns") ? 0.001 : (unit == "ms") ? 1000 : (unit == "s") ? 1e6 : 1
+            printf "%.2f", value * scale; exit
+        }' "$work/criterion.out")
+    if [[ -z $us ]]; then
+        cat "$work/criterion.out" >&2
+        echo "bench: no es256/raw_signature estimate in criterion's output" >&2
+        exit 1
+    fi
+    echo "$us"
+}
+
+stage "raw ES256 signature (criterion es256/raw_signature), measured again after each path"
+sign_us=$(signature_us)
+sign_all=("$sign_us")
 echo "one raw ES256 signature: $sign_us µs" >&2
 
 # --- a private munged and the server ----------------------------------------------------------
@@ -261,11 +274,27 @@ wrk_rate() {
 rows=()
 warnings=()
 # run_path NAME EXPECT NOTE DURATION LUA WRK-ARGS...: measures one path and appends its table
-# row; EXPECT is "2xx" or "non-2xx" (every response refused).
+# row; EXPECT is "2xx" or "non-2xx" (every response refused). The signature is measured before
+# the run (unless the last measurement, in $sign_us, came just before) and after it (unless
+# $sign_after is false); the path's unit is the mean of the two.
+sign_after=true
 run_path() {
     local name=$1 expect=$2 note=$3 duration=$4 lua=$5
     shift 5
+    if [[ -z $sign_us ]]; then
+        sign_us=$(signature_us)
+        sign_all+=("$sign_us")
+    fi
     run_wrk "$name" "$duration" "$lua" "$@"
+    local unit=$sign_us
+    if [[ $sign_after == true ]]; then
+        local after
+        after=$(signature_us)
+        sign_all+=("$after")
+        unit=$(awk -v a="$sign_us" -v b="$after" 'BEGIN { printf "%.2f", (a + b) / 2 }')
+        echo "one raw ES256 signature: $after µs (unit of $name: $unit µs)" >&2
+        sign_us=$after
+    fi
     local requests non2xx socket_errors
     requests=$(field requests "$wrk_line")
     non2xx=$(field non2xx "$wrk_line")
@@ -281,14 +310,14 @@ run_path() {
     rows+=("$(awk -v name="$name" -v note="$note" -v n="$requests" \
         -v d="$(field duration_us "$wrk_line")" -v p50="$(field p50_us "$wrk_line")" \
         -v p99="$(field p99_us "$wrk_line")" -v ticks="$wrk_ticks" -v hz="$clk_tck" \
-        -v sign="$sign_us" -v target="${target[$name]:-}" -v bad="$non2xx" \
+        -v sign="$unit" -v target="${target[$name]:-}" -v bad="$non2xx" \
         -v sock="$socket_errors" -v rss="$(peak_rss_mib)" '
         function ms(us) { return (us < 1000) ? sprintf("%.2f", us / 1000) : sprintf("%.1f", us / 1000) }
         BEGIN {
             cpu = ticks / hz * 1e6 / n; ratio = cpu / sign
             verdict = (target == "") ? "—" : sprintf("≤ %s× %s", target, (ratio <= target) ? "met" : "**missed**")
-            printf "| %s | %.0f | %s | %s | %.0f | %.1f× | %s | %d | %d / %d | %s | %s |",
-                name, n / (d / 1e6), ms(p50), ms(p99), cpu, ratio, verdict, n, bad, sock, rss, note
+            printf "| %s | %.0f | %s | %s | %.0f | %.1f | %.1f× | %s | %d | %d / %d | %s | %s |",
+                name, n / (d / 1e6), ms(p50), ms(p99), cpu, sign, ratio, verdict, n, bad, sock, rss, note
         }')")
 }
 
@@ -399,6 +428,7 @@ fi
 credentials=$((munge_rate * munge_duration + 4 * connections))
 stage "MUNGE: $credentials credentials"
 make_credentials "$credentials" "$work/credentials"
+sign_us="" # measured again after making the credentials, just before the run
 run_path munge 2xx "authentication header, empty payload, uid mapped to alice (replay-cache write)" \
     "$munge_duration" "$(munge_lua "$work/credentials")" "$munge_url"
 munge_line=$(grep '^MUNGE ' "$work/munge.wrk")
@@ -416,6 +446,7 @@ wrk -t2 -c1000 -d"${flood_secs}s" -H "$(basic "carol:wrong-password")" \
     "$auth_url?service=registry&$common_scope" >"$work/flood.wrk" 2>&1 &
 flood_pid=$!
 sleep 1
+sign_after=false # the flood would still be running: the measurement before it is the unit
 saved_connections=$connections
 connections=4
 run_path access-during-flood 2xx "access-token requests while 1000 connections send wrong passwords" \
@@ -443,6 +474,7 @@ log_problems=$(grep -c -E ' (WARN|ERROR) ' "$work/server.err" || true)
 if ((log_problems > 0)); then
     warnings+=("the server logged $log_problems warnings or errors: $(grep -m1 -E ' (WARN|ERROR) ' "$work/server.err")")
 fi
+sign_range=$(printf '%s\n' "${sign_all[@]}" | sort -n | awk 'NR == 1 { low = $1 } { high = $1 } END { print low "–" high }')
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mode_flag=""
 [[ $quick == true ]] && mode_flag=" --quick"
@@ -459,11 +491,12 @@ mode_flag=""
     echo "machine (MUNGE: ${munge_duration} s, with $credentials single-use credentials made beforehand, of which"
     echo "$(field sent "$munge_line") were sent). CPU per request is the server's utime + stime from /proc over"
     echo "the run divided by the responses wrk counted. The unit is one raw ES256 signature (aws-lc-rs,"
-    echo "key parsed once; criterion \`es256/raw_signature\`) measured in the same run: **$sign_us µs**."
+    echo "key parsed once; criterion \`es256/raw_signature\`), measured just before and just after each"
+    echo "path; a row's unit (\`signature µs\`) is the mean of the two. Over the run it measured $sign_range µs."
     echo "Peak RSS is the server's VmHWM after each path. The flood: ${flood_summary:-no summary}."
     echo
-    echo "| path | req/s | p50 ms | p99 ms | CPU µs/req | × signature | target | responses | non-2xx / socket errors | peak RSS MiB | what |"
-    echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"
+    echo "| path | req/s | p50 ms | p99 ms | CPU µs/req | signature µs | × signature | target | responses | non-2xx / socket errors | peak RSS MiB | what |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"
     printf '%s\n' "${rows[@]}"
     if ((${#warnings[@]} > 0)); then
         echo
