@@ -12,9 +12,8 @@
 # path's unit: this machine's speed drifts by a third within minutes when its neighbours are
 # busy, so a unit measured once at the start may be minutes away from the path it divides.
 # The Markdown table is printed and written to $CARGO_TARGET_DIR/bench-report.md (default
-# target/). Missed targets and unexpected
-# responses are listed in the report, not failures: the script fails only when something does
-# not run. Everything it starts is stopped on exit.
+# target/). Missed targets and unexpected responses are listed in the report, not failures: the
+# script fails only when something does not run. Everything it starts is stopped on exit.
 #
 #   scripts/bench.sh            # 10 s per path, wrk -t2 -c16
 #   scripts/bench.sh --quick    # 2 s per path, wrk -t1 -c4 (CI: keeps the script working)
