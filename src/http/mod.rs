@@ -130,8 +130,8 @@ async fn issue(
 
 /// The token response: `token` and `access_token` both (clients read one or the other),
 /// `expires_in`, `issued_at`, OAuth2's `scope` on POST, and the new `refresh_token` if one was
-/// minted. Written by hand: the 1.5 KB token goes in twice as it stands (a [`Jwt`](crate::token::Jwt) needs no
-/// escaping), where serde would scan it byte by byte for escapes each time.
+/// minted. Written by hand: the 1.5 KB token goes in twice as it stands (a
+/// [`Jwt`](crate::token::Jwt) needs no escaping), where serde would scan it for escapes each time.
 fn token_response(issued: &Issued, with_scope: bool) -> HttpResponse {
     let jwt = issued.token.as_str();
     let mut body = String::with_capacity(2 * jwt.len() + TOKEN_RESPONSE_FIELDS_LEN);
