@@ -440,15 +440,18 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_skips_argon2_until_the_stored_hash_changes() {
+        // Spaces and `!` never occur in a PHC string, so finding this in the cache means it holds
+        // the password (a two-letter password turned up by chance in a random salt's base64).
+        const PASSWORD: &str = "pass word!";
         let hasher = Hasher::new(&cheap()).unwrap();
         let verifier = Verifier::new(hasher.clone(), &cheap(), 1).unwrap();
-        let old = hasher.hash(&SecretString::from("pw")).unwrap();
+        let old = hasher.hash(&SecretString::from(PASSWORD)).unwrap();
         assert!(verifier
-            .verify(&ALICE, Some(old.clone()), "pw".into())
+            .verify(&ALICE, Some(old.clone()), PASSWORD.into())
             .await
             .unwrap());
         assert!(verifier
-            .verify(&ALICE, Some(old.clone()), "pw".into())
+            .verify(&ALICE, Some(old.clone()), PASSWORD.into())
             .await
             .unwrap());
         assert_eq!(verifier.cache_stats(), (1, 1), "the second check was a hit");
@@ -461,19 +464,19 @@ mod tests {
             username: "bob",
         };
         assert!(verifier
-            .verify(&bob, Some(old.clone()), "pw".into())
+            .verify(&bob, Some(old.clone()), PASSWORD.into())
             .await
             .unwrap());
         let new = hasher.hash(&SecretString::from("new")).unwrap();
         assert!(
             !verifier
-                .verify(&ALICE, Some(new), "pw".into())
+                .verify(&ALICE, Some(new), PASSWORD.into())
                 .await
                 .unwrap(),
             "a new hash is not the cached one"
         );
         let entries = verifier.cache.entries.lock().unwrap();
-        assert!(entries.values().all(|(phc, _)| !phc.contains("pw")));
+        assert!(entries.values().all(|(phc, _)| !phc.contains(PASSWORD)));
     }
 
     /// Occupies a password thread until the returned sender is dropped.
