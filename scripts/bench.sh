@@ -11,6 +11,12 @@
 # `benches/token.rs`) just before and just after each path, and the mean of the two is that
 # path's unit: this machine's speed drifts by a third within minutes when its neighbours are
 # busy, so a unit measured once at the start may be minutes away from the path it divides.
+# The server runs on the first half of the CPUs this script may use, and wrk, munged and
+# PostgreSQL on the rest (taskset), as they would on other machines in production: sharing CPUs
+# with the load generator made the server spend ~30% more CPU per request on this two-CPU machine
+# (context switches and caches it lost to wrk), which is the pair's cost, not the server's. The
+# server's default `server.workers` (one per CPU it may run on) follows. With one CPU, or with
+# --shared-cpus, nothing is pinned.
 # The Markdown table is printed and written to $CARGO_TARGET_DIR/bench-report.md (default
 # target/). Missed targets and unexpected responses are listed in the report, not failures: the
 # script fails only when something does not run. Everything it starts is stopped on exit.
@@ -18,10 +24,11 @@
 #   scripts/bench.sh            # 10 s per path, wrk -t2 -c16
 #   scripts/bench.sh --quick    # 2 s per path, wrk -t1 -c4 (CI: keeps the script working)
 #   scripts/bench.sh --postgres # the same on PostgreSQL (report: bench-report-postgres.md)
+#   scripts/bench.sh --shared-cpus # server and wrk on all CPUs (with any of the above)
 #
 # Needs wrk, curl and the munge tools (scripts/install-deps.sh), and root or a user that may run
-# munged. wrk runs on the same machine, so it takes CPU from the server: requests/s is the pair's,
-# CPU per request the server's alone.
+# munged, and taskset (util-linux). wrk runs on the same machine: requests/s is the pair's, CPU
+# per request the server's alone.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,10 +39,12 @@ usage() {
 
 quick=false
 engine=sqlite
+shared_cpus=false
 for arg in "$@"; do
     case $arg in
         --quick) quick=true ;;
         --postgres) engine=postgres ;;
+        --shared-cpus) shared_cpus=true ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench: unknown argument $arg (try --help)" >&2; exit 2 ;;
     esac
@@ -54,7 +63,7 @@ declare -A target=(
 )
 
 export PATH="$PATH:/usr/sbin:/sbin" # munged and mungekey
-for cmd in cargo wrk curl munge munged mungekey getconf; do
+for cmd in cargo wrk curl munge munged mungekey getconf taskset; do
     if ! command -v "$cmd" >/dev/null; then
         echo "bench: $cmd not found (scripts/install-deps.sh installs wrk and munge)" >&2
         exit 1
@@ -70,6 +79,28 @@ clk_tck=$(getconf CLK_TCK)
 stage() {
     printf '\n==> %s\n' "$*" >&2
 }
+
+# --- CPUs: the server's, and the rest for wrk, munged and PostgreSQL --------------------------
+
+# The CPUs this script may run on, one a line (taskset's list with its ranges expanded).
+allowed_cpus() {
+    taskset -pc $$ | sed 's/.*: //' | tr ',' '\n' |
+        awk -F- '{ last = ($2 == "") ? $1 : $2; for (c = $1; c <= last; c++) print c }'
+}
+mapfile -t cpus < <(allowed_cpus)
+if [[ $shared_cpus == true ]] || ((${#cpus[@]} < 2)); then
+    server_cpus=$(IFS=,; echo "${cpus[*]}")
+    client_cpus=$server_cpus
+    cpu_layout="server, wrk, munged and the database share the machine's ${#cpus[@]} CPUs"
+else
+    half=$((${#cpus[@]} / 2))
+    server_cpus=$(IFS=,; echo "${cpus[*]:0:half}")
+    client_cpus=$(IFS=,; echo "${cpus[*]:half}")
+    cpu_layout="the server on CPU $server_cpus (taskset), wrk, munged and the database on CPU $client_cpus"
+fi
+# (A background job is started with taskset itself, so that $! is the process, not a subshell.)
+on_server() { taskset -c "$server_cpus" "$@"; }
+on_clients() { taskset -c "$client_cpus" "$@"; }
 
 # --- cleanup: the server, munged and the work directory, whatever happens --------------------
 
@@ -103,7 +134,7 @@ cargo bench --bench token --no-run
 # signature_us: one raw ES256 signature in µs, measured now: the middle estimate of criterion's
 # "time: [low mid high]" line for es256/raw_signature, from a short run.
 signature_us() {
-    cargo bench --bench token -- --quick --warm-up-time 1 --measurement-time 2 \
+    on_server cargo bench --bench token -- --quick --warm-up-time 1 --measurement-time 2 \
         es256/raw_signature >"$work/criterion.out" 2>&1
     local us
     us=$(awk '
@@ -134,7 +165,7 @@ chmod 0711 "$work/munge" "$work/munge/socket"
 munge_key="$work/munge/munge.key"
 mungekey -c -k "$munge_key"
 chmod 0600 "$munge_key"
-munged --key-file="$munge_key" -S "$munge_socket" \
+on_clients munged --key-file="$munge_key" -S "$munge_socket" \
     --pid-file="$work/munge/munged.pid" --log-file="$work/munge/munged.log" \
     --seed-file="$work/munge/munged.seed"
 
@@ -150,7 +181,7 @@ EOF
 export PORTCULLIS_CONFIG="$work/portcullis.toml"
 export PORTCULLIS__SERVER__LISTEN="127.0.0.1:0"
 if [[ $engine == postgres ]]; then
-    PORTCULLIS__DATABASE__URL=$(scripts/pg.sh start "$work/pg")
+    PORTCULLIS__DATABASE__URL=$(on_clients scripts/pg.sh start "$work/pg")
     export PORTCULLIS__DATABASE__URL
 else
     export PORTCULLIS__DATABASE__URL="sqlite://$work/db/portcullis.db"
@@ -164,7 +195,7 @@ export PORTCULLIS__LOCKOUT__ADDRESS_THRESHOLD=1000000000
 # file here, as it would to a log collector.
 unset RUST_LOG PORTCULLIS__LOG__LEVEL PORTCULLIS__LOG__FORMAT
 
-"$bin" serve >"$work/server.out" 2>"$work/server.err" &
+taskset -c "$server_cpus" "$bin" serve >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 port=""
 for _ in $(seq 300); do
@@ -244,7 +275,7 @@ run_wrk() {
     stage "$name: wrk -t$threads -c$connections -d${duration}s"
     local before after
     before=$(cpu_ticks)
-    if ! wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$script" "$@" >"$out" 2>&1; then
+    if ! on_clients wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$script" "$@" >"$out" 2>&1; then
         cat "$out" >&2
         echo "bench: wrk failed on $name" >&2
         exit 1
@@ -441,7 +472,7 @@ fi
 # the server's peak memory, are what the flood must not ruin.
 flood_secs=$((duration_secs > 4 ? duration_secs : 4))
 stage "password flood: wrk -t2 -c1000 -d${flood_secs}s wrong passwords, with access-token requests beside it"
-wrk -t2 -c1000 -d"${flood_secs}s" -H "$(basic "carol:wrong-password")" \
+taskset -c "$client_cpus" wrk -t2 -c1000 -d"${flood_secs}s" -H "$(basic "carol:wrong-password")" \
     "$auth_url?service=registry&$common_scope" >"$work/flood.wrk" 2>&1 &
 flood_pid=$!
 sleep 1
@@ -478,6 +509,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mode_flag=""
 [[ $quick == true ]] && mode_flag=" --quick"
 [[ $engine == postgres ]] && mode_flag+=" --postgres"
+[[ $shared_cpus == true ]] && mode_flag+=" --shared-cpus"
 {
     echo "## Load benchmark ($mode mode, $(date -u +%Y-%m-%d))"
     echo
@@ -486,8 +518,8 @@ mode_flag=""
     echo
     echo "Method: \`scripts/bench.sh$mode_flag\`: release build, default settings (log level info: one"
     echo "audit line per request, written to a file); $database;"
-    echo "\`server.workers\` = one per CPU; \`wrk -t$threads -c$connections -d${duration_secs}s\` on the same"
-    echo "machine (MUNGE: ${munge_duration} s, with $credentials single-use credentials made beforehand, of which"
+    echo "$cpu_layout; \`server.workers\` = one per CPU the server may use;"
+    echo "\`wrk -t$threads -c$connections -d${duration_secs}s\` (MUNGE: ${munge_duration} s, with $credentials single-use credentials made beforehand, of which"
     echo "$(field sent "$munge_line") were sent). CPU per request is the server's utime + stime from /proc over"
     echo "the run divided by the responses wrk counted. The unit is one raw ES256 signature (aws-lc-rs,"
     echo "key parsed once; criterion \`es256/raw_signature\`), measured just before and just after each"
