@@ -68,8 +68,15 @@ pub enum StoreError {
     Directory { path: String, error: std::io::Error },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// Shared: one failed commit is the answer of every MUNGE credential's use it was to record.
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(Arc<rusqlite::Error>),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite(Arc::new(error))
+    }
 }
 
 /// A realm as stored.
@@ -937,7 +944,10 @@ impl Store {
                 .await?;
         }
         match &self.engine {
-            Engine::Sqlite(direct) => Ok(direct.record_replay(replay_key, expires_at)?),
+            Engine::Sqlite(direct) => direct
+                .record_replay(replay_key, expires_at)
+                .await
+                .map_err(StoreError::Sqlite),
             Engine::Postgres { .. } => {
                 let result = sqlx::query(RECORD_REPLAY)
                     .bind(replay_key)
