@@ -30,11 +30,11 @@ pub struct DirectSqlite {
     wal_index: Option<WalIndex>,
 }
 
-/// Yields the first waiting use makes before it commits, however few uses arrive. Requests that
-/// came in with it show up only after the second: the first ends before the worker looks at its
-/// sockets again. Measured with 16 connections sending MUNGE credentials to one worker: one
-/// yield, one use per commit and 133 µs of CPU per request; at least two, all 16 per commit and
-/// ~80 µs. Each yield costs a look at the sockets (an `epoll_wait` that does not block).
+/// Yields the first waiting use makes before it commits, however few uses arrive. Measured with
+/// 16 connections sending MUNGE credentials to one worker: after one yield no other use had
+/// arrived (one use per commit, 133 µs of CPU per request); after the second, all 16 had (~80 µs).
+/// Why the first is not enough is not established; the number is what was measured. When no
+/// other task is ready, a yield costs a look at the sockets (an `epoll_wait` that does not block).
 const MIN_GATHER_YIELDS: usize = 2;
 /// Yields at most, while every yield brings more uses: what bounds the wait of the first.
 const MAX_GATHER_YIELDS: usize = 8;
