@@ -4,19 +4,19 @@
 //! runs on the calling thread in a few microseconds, and the counters are read only when the WAL
 //! index shows a commit since the last read ([`WalIndex`]) other than this module's own replay
 //! records. Uses of MUNGE credentials that arrive together are recorded by one commit (see
-//! [`DirectSqlite::record_replay`]). Everything else goes through sqlx.
+//! [`DirectSqlite::record_replay`] and [`gather`](super::gather)). Everything else goes through
+//! sqlx.
 
-use std::mem;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use tokio::sync::oneshot;
 
 use super::changes::{Counters, READ_COUNTERS};
+use super::gather::{Gathering, Waiting};
 use super::wal_index::{Header, WalIndex};
-use super::{BUSY_TIMEOUT_MS, RECORD_REPLAY};
+use super::{ReplayGathering, ReplayRecord, StoreError, BUSY_TIMEOUT_MS, RECORD_REPLAY};
 
 /// A reader and a writer connection to the server's SQLite file, shared by the request workers, so
 /// a replay record being written never holds up a look at the counters. Each holds its lock for
@@ -25,29 +25,10 @@ pub struct DirectSqlite {
     reader: Mutex<Reader>,
     writer: Mutex<Connection>,
     /// Uses of MUNGE credentials waiting for the commit that records them.
-    waiting: Mutex<Vec<WaitingUse>>,
+    waiting: ReplayGathering<rusqlite::Error>,
     /// `None` when the database has no WAL index: then every call reads the counters.
     wal_index: Option<WalIndex>,
 }
-
-/// Yields the first waiting use makes before it commits, however few uses arrive. Measured with
-/// 16 connections sending MUNGE credentials to one worker: after one yield no other use had
-/// arrived (one use per commit, 133 µs of CPU per request); after the second, all 16 had (~80 µs).
-/// Why the first is not enough is not established; the number is what was measured. When no
-/// other task is ready, a yield costs a look at the sockets (an `epoll_wait` that does not block).
-const MIN_GATHER_YIELDS: usize = 2;
-/// Yields at most, while every yield brings more uses: what bounds the wait of the first.
-const MAX_GATHER_YIELDS: usize = 8;
-
-/// A MUNGE credential's use waiting to be recorded, and where its answer goes.
-struct WaitingUse {
-    replay_key: String,
-    expires_at: i64,
-    answer: oneshot::Sender<Result<bool, SharedError>>,
-}
-
-/// A failed commit, the answer of every use it was to record.
-pub type SharedError = Arc<rusqlite::Error>;
 
 struct Reader {
     connection: Connection,
@@ -70,7 +51,7 @@ impl DirectSqlite {
                 last_read: None,
             }),
             writer: Mutex::new(connect(path)?),
-            waiting: Mutex::new(Vec::new()),
+            waiting: Gathering::default(),
             wal_index,
         })
     }
@@ -102,65 +83,38 @@ impl DirectSqlite {
 
     /// Records a MUNGE credential's use; false when it was recorded before (a replay), including
     /// earlier in the same commit. Uses that arrive together share one commit, which costs about
-    /// as much as a commit of one (the WAL frame of the same page, the same file locks): the first
-    /// use to wait yields to the other tasks on its worker while more uses arrive (no timer; see
-    /// [`MIN_GATHER_YIELDS`]), then commits every waiting use. If its request is dropped
-    /// meanwhile, the commit still happens (see [`CommitWaiting`]).
-    pub async fn record_replay(
-        &self,
-        replay_key: &str,
-        expires_at: i64,
-    ) -> Result<bool, SharedError> {
-        let (answer, answered) = oneshot::channel();
-        let first = {
-            let mut waiting = lock(&self.waiting);
-            waiting.push(WaitingUse {
-                replay_key: replay_key.to_owned(),
-                expires_at,
-                answer,
-            });
-            waiting.len() == 1
-        };
-        if first {
+    /// as much as a commit of one (the WAL frame of the same page, the same file locks). If the
+    /// request of the use that gathers them is dropped meanwhile, the commit still happens (see
+    /// [`CommitWaiting`]).
+    pub async fn record_replay(&self, record: ReplayRecord) -> Result<bool, StoreError> {
+        let joined = self.waiting.join(record);
+        if joined.first {
             let commit = CommitWaiting(self);
-            self.let_uses_gather().await;
+            self.waiting.gather().await;
             drop(commit);
         }
-        answered
-            .await
-            .unwrap_or_else(|_| Err(Arc::new(abandoned())))
-    }
-
-    /// Yields to the tasks ready on this worker while uses keep arriving: at least
-    /// [`MIN_GATHER_YIELDS`] times, at most [`MAX_GATHER_YIELDS`].
-    async fn let_uses_gather(&self) {
-        let mut waiting = 1;
-        for round in 1..=MAX_GATHER_YIELDS {
-            tokio::task::yield_now().await;
-            let now = lock(&self.waiting).len();
-            if round >= MIN_GATHER_YIELDS && now == waiting {
-                return;
-            }
-            waiting = now;
+        match joined.answer.await {
+            Ok(answer) => answer.map_err(StoreError::Sqlite),
+            Err(_) => Err(StoreError::Unanswered),
         }
     }
 
     /// Commits every waiting use in one transaction and answers each.
     fn commit_waiting(&self) {
-        let uses = mem::take(&mut *lock(&self.waiting));
+        let uses = self.waiting.take();
         if uses.is_empty() {
             return;
         }
         match self.insert_uses(&uses) {
             Ok(recorded) => {
                 for (waiting, recorded) in uses.into_iter().zip(recorded) {
-                    let _ = waiting.answer.send(Ok(recorded));
+                    waiting.answer(Ok(recorded));
                 }
             }
             Err(error) => {
                 let error = Arc::new(error);
                 for waiting in uses {
-                    let _ = waiting.answer.send(Err(error.clone()));
+                    waiting.answer(Err(error.clone()));
                 }
             }
         }
@@ -169,14 +123,20 @@ impl DirectSqlite {
     /// Inserts the uses in one transaction; for each, whether it was new. The replay table has no
     /// trigger, so when this is the only commit since the counters were last read, they still
     /// hold and the next request need not read them.
-    fn insert_uses(&self, uses: &[WaitingUse]) -> Result<Vec<bool>, rusqlite::Error> {
+    fn insert_uses(
+        &self,
+        uses: &[Waiting<ReplayRecord, Result<bool, Arc<rusqlite::Error>>>],
+    ) -> Result<Vec<bool>, rusqlite::Error> {
         let mut writer = lock(&self.writer);
         let before = self.header();
         let transaction = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let recorded = {
             let mut insert = transaction.prepare_cached(RECORD_REPLAY)?;
             uses.iter()
-                .map(|waiting| Ok(insert.execute((&waiting.replay_key, waiting.expires_at))? == 1))
+                .map(|waiting| {
+                    let use_ = &waiting.item;
+                    Ok(insert.execute((&use_.replay_key, use_.expires_at))? == 1)
+                })
                 .collect::<Result<Vec<_>, rusqlite::Error>>()?
         };
         transaction.commit()?;
@@ -208,16 +168,8 @@ impl Drop for CommitWaiting<'_> {
     }
 }
 
-/// The answer of a use whose commit never answered (only a panic during the commit does that).
-fn abandoned() -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-        Some("the commit recording this MUNGE credential's use did not finish".into()),
-    )
-}
-
 /// The lock, even if a thread panicked while holding it: each statement leaves the connection
-/// usable (an unfinished transaction rolls back when dropped) and the queue is a plain list.
+/// usable (an unfinished transaction rolls back when dropped).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -285,12 +237,13 @@ mod tests {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();
-            let record = |n: u32| runtime.block_on(recorder.record_replay(&format!("{n:032x}"), 1));
+            let record_nth =
+                |n: u32| runtime.block_on(recorder.record_replay(record(&format!("{n:032x}"))));
             for n in 0..2_000 {
-                assert!(record(n).unwrap());
+                assert!(record_nth(n).unwrap());
                 recorder.counters().unwrap();
             }
-            assert!(!record(7).unwrap());
+            assert!(!record_nth(7).unwrap());
         });
         let mut committed = 0;
         while !replays.is_finished() {
@@ -302,6 +255,14 @@ mod tests {
         }
         replays.join().unwrap();
         assert!(committed > 0);
+    }
+
+    /// A use of a credential that expires at 1.
+    fn record(replay_key: &str) -> ReplayRecord {
+        ReplayRecord {
+            replay_key: replay_key.to_owned(),
+            expires_at: 1,
+        }
     }
 
     /// A database with the two tables, opened directly, and another connection to it (which keeps
@@ -320,34 +281,35 @@ mod tests {
         let (_dir, direct, _other) = open();
         let before = direct.header().unwrap();
         // "a" twice in the same commit: the second is a replay of the first.
-        let answers = join_all(["a", "b", "a", "c"].map(|key| direct.record_replay(key, 1))).await;
+        let answers =
+            join_all(["a", "b", "a", "c"].map(|key| direct.record_replay(record(key)))).await;
         let answers = answers.into_iter().map(Result::unwrap).collect::<Vec<_>>();
         assert_eq!(answers, [true, true, false, true]);
         assert!(before.one_commit_before(&direct.header().unwrap()));
-        assert!(!direct.record_replay("b", 1).await.unwrap());
+        assert!(!direct.record_replay(record("b")).await.unwrap());
     }
 
     #[tokio::test]
     async fn the_uses_waiting_on_a_dropped_request_are_still_committed() {
         let (_dir, direct, _other) = open();
-        let mut first = Box::pin(direct.record_replay("dropped", 1));
+        let mut first = Box::pin(direct.record_replay(record("dropped")));
         assert!(
             (&mut first).now_or_never().is_none(),
             "the first use waits for the others"
         );
-        let mut second = Box::pin(direct.record_replay("kept", 1));
+        let mut second = Box::pin(direct.record_replay(record("kept")));
         assert!((&mut second).now_or_never().is_none());
         drop(first);
         let second = tokio::time::timeout(Duration::from_secs(5), second).await;
         assert!(second.expect("answered, not left waiting").unwrap());
-        assert!(!direct.record_replay("dropped", 1).await.unwrap());
+        assert!(!direct.record_replay(record("dropped")).await.unwrap());
     }
 
     #[tokio::test]
     async fn a_failed_commit_is_the_answer_of_every_use_it_was_to_record() {
         let (_dir, direct, other) = open();
         other.execute_batch("DROP TABLE munge_replays").unwrap();
-        let answers = join_all(["a", "b"].map(|key| direct.record_replay(key, 1))).await;
+        let answers = join_all(["a", "b"].map(|key| direct.record_replay(record(key)))).await;
         assert!(answers.iter().all(Result::is_err), "{answers:?}");
     }
 }

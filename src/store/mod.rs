@@ -7,8 +7,11 @@
 
 pub mod changes;
 mod direct;
+mod gather;
 mod wal_index;
 
+use std::collections::HashSet;
+use std::fmt::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 use self::changes::{Counters, PgFeed};
 use self::direct::DirectSqlite;
+use self::gather::{Gathering, Waiting};
 use crate::config::{DatabaseSettings, LockoutSettings};
 use crate::domain::{RealmName, Username};
 
@@ -45,6 +49,9 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Records a MUNGE credential's use unless it was recorded before.
 const RECORD_REPLAY: &str =
     "INSERT INTO munge_replays (replay_key, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+/// Uses of MUNGE credentials recorded by one PostgreSQL statement at most (two parameters each,
+/// far below the protocol's limit of 65,535).
+const MAX_REPLAYS_PER_STATEMENT: usize = 1_000;
 /// How often expired replay records are deleted.
 const REPLAY_PURGE_INTERVAL_SECS: i64 = 60;
 
@@ -71,6 +78,13 @@ pub enum StoreError {
     /// Shared: one failed commit is the answer of every MUNGE credential's use it was to record.
     #[error("database: {0}")]
     Sqlite(Arc<rusqlite::Error>),
+    /// Shared, as [`StoreError::Sqlite`]: one failed statement is every use's answer.
+    #[error("database: {0}")]
+    Postgres(Arc<sqlx::Error>),
+    /// The statement recording a MUNGE credential's use never answered: it panicked, or the
+    /// server is stopping.
+    #[error("the statement recording a MUNGE credential's use did not finish")]
+    Unanswered,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -78,6 +92,16 @@ impl From<rusqlite::Error> for StoreError {
         StoreError::Sqlite(Arc::new(error))
     }
 }
+
+/// A MUNGE credential's use: the key its replays share, and when replays become impossible.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReplayRecord {
+    pub replay_key: String,
+    pub expires_at: i64,
+}
+
+/// Uses of MUNGE credentials waiting for the statement that records them, and their answers.
+type ReplayGathering<E> = Gathering<ReplayRecord, Result<bool, Arc<E>>>;
 
 /// A realm as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,7 +245,11 @@ pub struct Store {
 #[derive(Clone)]
 enum Engine {
     Sqlite(Arc<DirectSqlite>),
-    Postgres { url: String, feed: Arc<PgFeed> },
+    Postgres {
+        url: String,
+        feed: Arc<PgFeed>,
+        replays: Arc<ReplayGathering<sqlx::Error>>,
+    },
 }
 
 impl Store {
@@ -278,6 +306,7 @@ impl Store {
             Engine::Postgres {
                 url,
                 feed: Arc::default(),
+                replays: Arc::default(),
             }
         };
         Ok(Store {
@@ -290,7 +319,7 @@ impl Store {
     /// Keeps the change counters fresh without a query per request (PostgreSQL: a LISTEN
     /// connection and a poll, see [`changes`]); SQLite needs nothing. For servers, not commands.
     pub fn watch_changes(&self) {
-        if let Engine::Postgres { url, feed } = &self.engine {
+        if let Engine::Postgres { url, feed, .. } = &self.engine {
             changes::watch_postgres(self.clone(), url.clone(), feed.clone());
         }
     }
@@ -943,18 +972,23 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         }
+        let record = ReplayRecord {
+            replay_key: replay_key.to_owned(),
+            expires_at,
+        };
         match &self.engine {
-            Engine::Sqlite(direct) => direct
-                .record_replay(replay_key, expires_at)
-                .await
-                .map_err(StoreError::Sqlite),
-            Engine::Postgres { .. } => {
-                let result = sqlx::query(RECORD_REPLAY)
-                    .bind(replay_key)
-                    .bind(expires_at)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(result.rows_affected() == 1)
+            Engine::Sqlite(direct) => direct.record_replay(record).await,
+            Engine::Postgres { replays, .. } => {
+                // The statement runs on its own task: a dropped request cannot leave the uses
+                // gathered with it unanswered.
+                let joined = replays.join(record);
+                if joined.first {
+                    tokio::spawn(record_gathered_replays(self.pool.clone(), replays.clone()));
+                }
+                match joined.answer.await {
+                    Ok(answer) => answer.map_err(StoreError::Postgres),
+                    Err(_) => Err(StoreError::Unanswered),
+                }
             }
         }
     }
@@ -1076,6 +1110,66 @@ fn prepare_sqlite_url(url: &str, path: &str) -> Result<String, StoreError> {
     } else {
         format!("{url}?mode=rwc")
     })
+}
+
+/// Gathers the uses of MUNGE credentials that arrive with the first, records them with one
+/// statement per [`MAX_REPLAYS_PER_STATEMENT`] and answers each.
+async fn record_gathered_replays(pool: AnyPool, replays: Arc<ReplayGathering<sqlx::Error>>) {
+    replays.gather().await;
+    let mut uses = replays.take();
+    while !uses.is_empty() {
+        let rest = uses.split_off(uses.len().min(MAX_REPLAYS_PER_STATEMENT));
+        match insert_replays(&pool, &uses).await {
+            Ok(recorded) => {
+                for (waiting, recorded) in uses.into_iter().zip(recorded) {
+                    waiting.answer(Ok(recorded));
+                }
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                for waiting in uses {
+                    waiting.answer(Err(error.clone()));
+                }
+            }
+        }
+        uses = rest;
+    }
+}
+
+/// Inserts the uses with one statement; for each, whether it was new. A use twice in the list is
+/// new the first time only, as it would be in two statements.
+async fn insert_replays(
+    pool: &AnyPool,
+    uses: &[Waiting<ReplayRecord, Result<bool, Arc<sqlx::Error>>>],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let mut sql = String::from("INSERT INTO munge_replays (replay_key, expires_at) VALUES ");
+    for n in 0..uses.len() {
+        let separator = if n == 0 { "" } else { ", " };
+        let _ = write!(sql, "{separator}(${}, ${})", 2 * n + 1, 2 * n + 2);
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING RETURNING replay_key, expires_at");
+    // Not kept prepared: each size of batch is its own statement.
+    let mut insert = sqlx::query(&sql).persistent(false);
+    for waiting in uses {
+        insert = insert
+            .bind(waiting.item.replay_key.as_str())
+            .bind(waiting.item.expires_at);
+    }
+    let mut inserted = insert
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ReplayRecord {
+                replay_key: row.try_get("replay_key")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .collect::<Result<HashSet<_>, sqlx::Error>>()?;
+    Ok(uses
+        .iter()
+        .map(|waiting| inserted.remove(&waiting.item))
+        .collect())
 }
 
 fn realm_from_row(row: &AnyRow) -> Result<RealmRecord, StoreError> {

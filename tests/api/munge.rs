@@ -4,6 +4,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use futures_util::future::join_all;
 use portcullis::config::{MungeSettings, PlatformSettings, Settings};
 use portcullis::domain::Username;
 use portcullis::munge::MAX_TTL_SECS;
@@ -94,6 +95,7 @@ munge_cases!(
     authorized_locations_choose_our_entry,
     shifter_carriers_work,
     binding_and_restriction,
+    credentials_sent_together_are_each_accepted_once,
 );
 
 async fn mapped_uid_gets_a_token_once(app: TestApp, munged: &Munged) {
@@ -147,6 +149,31 @@ async fn mapped_uid_gets_a_token_once(app: TestApp, munged: &Munged) {
         401,
         "unmapped through POST too"
     );
+}
+
+/// Uses that arrive together are recorded together: each fresh credential is accepted, and a
+/// credential sent several times at once is accepted exactly once.
+async fn credentials_sent_together_are_each_accepted_once(app: TestApp, munged: &Munged) {
+    let fresh = (0..6).map(|_| make(munged, &[], b"")).collect::<Vec<_>>();
+    let repeated = make(munged, &[], b"");
+    let all = fresh.iter().chain([&repeated; 6]);
+    let answers = statuses(&app, all).await;
+    assert_eq!(answers[..6], [200; 6], "fresh: {answers:?}");
+    let mut repeats = answers[6..].to_vec();
+    repeats.sort_unstable();
+    assert_eq!(repeats, [200, 401, 401, 401, 401, 401], "{answers:?}");
+    let again = statuses(&app, &fresh).await;
+    assert_eq!(again, [401; 6], "each recorded");
+}
+
+/// The statuses of requests sent at once, one per credential.
+async fn statuses(app: &TestApp, credentials: impl IntoIterator<Item = &String>) -> Vec<u16> {
+    join_all(
+        credentials
+            .into_iter()
+            .map(|credential| async { with_header(app, credential).await.0 }),
+    )
+    .await
 }
 
 async fn authorized_locations_choose_our_entry(app: TestApp, munged: &Munged) {
