@@ -1,5 +1,5 @@
 //! Interoperability with the real registry (Debian's docker-registry 2.8) and the real clients
-//! (skopeo, the docker CLI, containerd's ctr), configured from `portcullis registry-config`.
+//! (skopeo, podman, the docker CLI, containerd's ctr), configured from `portcullis registry-config`.
 //! Nothing is mocked: every token the registry sees was issued by a `portcullis serve` process.
 
 mod common;
@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::external::{
     build_oci_image, describe, oci_manifest_digest, run, run_with_stdin, skopeo, Containerd,
-    Registry,
+    Podman, Registry,
 };
 use common::portcullis::Portcullis;
 use portcullis::domain::RealmName;
@@ -203,6 +203,61 @@ fn docker_login_succeeds_and_a_wrong_password_fails() {
     );
     failed_with(&login("alice", "nope"), "unauthorized");
     failed_with(&login("mallory", "alice-pw"), "unauthorized");
+}
+
+#[test]
+fn podman_logs_in_pulls_and_pushes_only_where_allowed() {
+    let s = setup();
+    let (pushed, digest) = s.push("alice:alice-pw", "alice/app");
+    succeeded(&pushed, &s);
+    let podman = Podman::new();
+    let host = s.registry.host();
+    let login = |user: &str, password: &str| {
+        podman.run(
+            &[
+                "login",
+                "--tls-verify=false",
+                "-u",
+                user,
+                "--password-stdin",
+                &host,
+            ],
+            &format!("{password}\n"),
+        )
+    };
+    failed_with(&login("alice", "nope"), "invalid username/password");
+    let ok = login("alice", "alice-pw");
+    succeeded(&ok, &s);
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("Login Succeeded"),
+        "{}",
+        describe(&ok)
+    );
+    assert!(podman.auth_file()["auths"][&host]["auth"].is_string());
+
+    // The login is what the next commands use: no credentials on their command lines.
+    let image = format!("{host}/alice/app:v1");
+    succeeded(&podman.run(&["pull", "--tls-verify=false", &image], ""), &s);
+    let inspect = podman.run(&["image", "inspect", "--format", "{{.Digest}}", &image], "");
+    succeeded(&inspect, &s);
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), digest);
+
+    let copy = format!("{host}/alice/copy:v1");
+    succeeded(&podman.run(&["tag", &image, &copy], ""), &s);
+    succeeded(&podman.run(&["push", "--tls-verify=false", &copy], ""), &s);
+    let inspected = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "alice:alice-pw",
+        &format!("{}:v1", s.reference("alice/copy")),
+    ]);
+    succeeded(&inspected, &s);
+
+    let others = format!("{host}/bob/app:v1");
+    succeeded(&podman.run(&["tag", &image, &others], ""), &s);
+    let refused = podman.run(&["push", "--tls-verify=false", &others], "");
+    failed_with(&refused, "denied");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Drives real external programs for interoperability tests: Debian's `docker-registry`, `containerd`
-//! and `ctr`, `skopeo`, plus a hand-built OCI image. Each server gets its own temp dir and loopback port
+//! and `ctr`, `skopeo`, `podman`, plus a hand-built OCI image. Each server gets its own temp dir and loopback port
 //! and is killed on drop. Install the programs with `scripts/install-deps.sh`; nothing here installs.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
@@ -507,6 +507,51 @@ pub fn skopeo(args: &[&str]) -> Output {
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("DOCKER_CONFIG");
     output_with_stdin(&mut command, "")
+}
+
+/// A podman with its own image store (the `vfs` driver, which needs no kernel support), its own
+/// login file and no registry configuration, kept between calls: what `podman login` stores, the
+/// next `podman pull` uses.
+pub struct Podman {
+    private: TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        let private = temp_dir("podman");
+        for dir in ["root", "runroot", "tmp", "home", "run"] {
+            fs::create_dir(private.path().join(dir)).expect("create podman private dir");
+        }
+        fs::write(private.path().join("registries.conf"), "").expect("write registries.conf");
+        Podman { private }
+    }
+
+    /// Runs `podman args` feeding it `stdin`; its output, whatever its exit status.
+    pub fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let path = |name: &str| self.private.path().join(name);
+        let mut command = Command::new("podman");
+        command
+            .arg("--root")
+            .arg(path("root"))
+            .arg("--runroot")
+            .arg(path("runroot"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .env("CONTAINERS_REGISTRIES_CONF", path("registries.conf"))
+            .env("REGISTRY_AUTH_FILE", path("auth.json"))
+            .env("TMPDIR", path("tmp"))
+            .env("HOME", path("home"))
+            .env("XDG_RUNTIME_DIR", path("run"))
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("DOCKER_CONFIG");
+        output_with_stdin(&mut command, stdin)
+    }
+
+    /// What `podman login` stored.
+    pub fn auth_file(&self) -> Value {
+        let text = fs::read(self.private.path().join("auth.json")).expect("read podman auth.json");
+        serde_json::from_slice(&text).expect("parse podman auth.json")
+    }
 }
 
 /// Exit status, stdout and stderr of `output`, for assertion messages.
