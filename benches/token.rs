@@ -12,42 +12,21 @@ use portcullis::domain::RealmName;
 use portcullis::keys::RealmKeys;
 use portcullis::munge::{decode, DecodePolicy};
 use portcullis::scope::{self, Scope};
-use portcullis::token::{Claims, ResourceActions, Signer, DEFAULT_TOKEN_TTL_SECS};
+use portcullis::token::Signer;
+use push_token::{push_claims, signing_input, PUSH_SCOPES};
 
-/// The issuer of the default realm of a server on its default address.
 /// A private munged, as the MUNGE tests start one.
 #[path = "../tests/munge/support/mod.rs"]
 #[allow(dead_code)] // the decoder tests use the rest of this support module
 mod munged;
+mod push_token;
 
-const ISSUER: &str = "http://127.0.0.1:5001/auth/realms/default/protocol/docker-v2/auth";
-/// `docker push alice/app` with a layer mounted from `library/alpine`: two `scope` parameters.
-const PUSH_SCOPES: [&str; 2] = [
-    "repository:alice/app:pull,push",
-    "repository:library/alpine:pull",
-];
 /// A name with a `host:port/` prefix: the grammar must find the actions after the last `:`.
 const HOST_PORT_SCOPE: &str = "repository:registry.example.org:5000/team/app:pull,push";
 /// The payload an image gateway sends (`authorized_locations`), as in tests/munge.
 const GATEWAY_PAYLOAD: &[u8] = br#"{"authorized_locations":{"default":"alice:pa:ss"}}"#;
 /// The platform name the decoder is given for munged's key.
 const PLATFORM: &str = "bench";
-
-/// The claims of a `docker push`: both `scopes` granted, as the server would sign them.
-fn push_claims(jti: String, scopes: &[Scope]) -> Claims<'_> {
-    let now = munged::now();
-    let access = scopes.iter().map(ResourceActions::from).collect();
-    Claims {
-        iss: ISSUER,
-        sub: "alice",
-        aud: "registry",
-        exp: now + DEFAULT_TOKEN_TTL_SECS,
-        nbf: now,
-        iat: now,
-        jti,
-        access,
-    }
-}
 
 fn signing(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -56,12 +35,8 @@ fn signing(c: &mut Criterion) {
     let signer = Signer::new(&keys);
     let rng = SystemRandom::new();
     let scopes = scope::parse_all(PUSH_SCOPES).expect("push scopes parse");
-    // The signing input of a real token, so the raw signature hashes as many bytes as the server's.
-    let token = signer
-        .sign(&keys, &push_claims(signer.jti().expect("jti"), &scopes))
-        .expect("token signs");
-    let token = token.as_str();
-    let signing_input = &token[..token.rfind('.').expect("three parts")];
+    let now = munged::now();
+    let signing_input = signing_input(&keys, now);
 
     let mut group = c.benchmark_group("es256");
     group.bench_function("raw_signature", |b| {
@@ -71,7 +46,7 @@ fn signing(c: &mut Criterion) {
                 .expect("signature")
         })
     });
-    let claims = push_claims(signer.jti().expect("jti"), &scopes);
+    let claims = push_claims(signer.jti().expect("jti"), &scopes, now);
     group.bench_function("signed_token", |b| {
         b.iter(|| signer.sign(&keys, black_box(&claims)).expect("token signs"))
     });

@@ -7,10 +7,12 @@
 # argon2 on every request, answered 401), refresh-token POST, access token, and MUNGE
 # (single-use credentials made beforehand by `munge`). For each it reports requests/s, p50/p99
 # latency, the server's CPU per request (utime + stime from /proc) and that CPU as a multiple
-# of one raw ES256 signature, plus the server's peak RSS. The signature is measured (criterion,
-# `benches/token.rs`) just before and just after each path, and the mean of the two is that
-# path's unit: this machine's speed drifts by a third within minutes when its neighbours are
-# busy, so a unit measured once at the start may be minutes away from the path it divides.
+# of one raw ES256 signature, plus the server's peak RSS. The signature is measured during each
+# run, on the server's CPU, by `examples/signature_probe.rs` (a warm sample of 40 signatures
+# every 200 ms, CPU time, ~1% of a CPU): that is the path's unit. This machine's speed drifts
+# with its neighbours' load, by half within seconds, so only a unit measured over the same
+# seconds divides a run's CPU fairly. For comparison the report also gives criterion's figure
+# (`benches/token.rs`, `es256/raw_signature`) measured just before and just after each path.
 # The server runs on the first half of the CPUs this script may use, and wrk, munged and
 # PostgreSQL on the rest (taskset), as they would on other machines in production: sharing CPUs
 # with the load generator made the server spend ~30% more CPU per request on this two-CPU machine
@@ -128,8 +130,9 @@ trap 'exit 130' INT TERM
 # --- build, and the unit: one raw ES256 signature ------------------------------------------
 
 stage "build (release)"
-cargo build --release
+cargo build --release --bin portcullis --example signature_probe
 cargo bench --bench token --no-run
+probe="$target_dir/release/examples/signature_probe"
 
 # signature_us: one raw ES256 signature in µs, measured now: the middle estimate of criterion's
 # "time: [low mid high]" line for es256/raw_signature, from a short run.
@@ -155,6 +158,7 @@ signature_us() {
 stage "raw ES256 signature (criterion es256/raw_signature), measured again after each path"
 sign_us=$(signature_us)
 sign_all=("$sign_us")
+during_all=()
 echo "one raw ES256 signature: $sign_us µs" >&2
 
 # --- a private munged and the server ----------------------------------------------------------
@@ -304,9 +308,9 @@ wrk_rate() {
 rows=()
 warnings=()
 # run_path NAME EXPECT NOTE DURATION LUA WRK-ARGS...: measures one path and appends its table
-# row; EXPECT is "2xx" or "non-2xx" (every response refused). The signature is measured before
-# the run (unless the last measurement, in $sign_us, came just before) and after it (unless
-# $sign_after is false); the path's unit is the mean of the two.
+# row; EXPECT is "2xx" or "non-2xx" (every response refused). The unit is the signature probe's
+# figure over the run. Criterion's signature is measured before the run (unless the last
+# measurement, in $sign_us, came just before) and after it (unless $sign_after is false).
 sign_after=true
 run_path() {
     local name=$1 expect=$2 note=$3 duration=$4 lua=$5
@@ -315,14 +319,22 @@ run_path() {
         sign_us=$(signature_us)
         sign_all+=("$sign_us")
     fi
+    taskset -c "$server_cpus" "$probe" "$duration" >"$work/$name.probe" &
+    local probe_pid=$!
     run_wrk "$name" "$duration" "$lua" "$@"
-    local unit=$sign_us
+    wait "$probe_pid" || { echo "bench: the signature probe failed on $name" >&2; exit 1; }
+    local probe_line during
+    probe_line=" $(<"$work/$name.probe")"
+    during=$(field signature_us "$probe_line")
+    during_all+=("$(field low_us "$probe_line")" "$(field high_us "$probe_line")")
+    echo "one raw ES256 signature during $name: $during µs ($(field samples "$probe_line") samples, $(field low_us "$probe_line")–$(field high_us "$probe_line") µs)" >&2
+    local criterion=$sign_us
     if [[ $sign_after == true ]]; then
         local after
         after=$(signature_us)
         sign_all+=("$after")
-        unit=$(awk -v a="$sign_us" -v b="$after" 'BEGIN { printf "%.2f", (a + b) / 2 }')
-        echo "one raw ES256 signature: $after µs (unit of $name: $unit µs)" >&2
+        criterion=$(awk -v a="$sign_us" -v b="$after" 'BEGIN { printf "%.2f", (a + b) / 2 }')
+        echo "one raw ES256 signature (criterion): $after µs (before and after $name: $criterion µs)" >&2
         sign_us=$after
     fi
     local requests non2xx socket_errors
@@ -340,14 +352,15 @@ run_path() {
     rows+=("$(awk -v name="$name" -v note="$note" -v n="$requests" \
         -v d="$(field duration_us "$wrk_line")" -v p50="$(field p50_us "$wrk_line")" \
         -v p99="$(field p99_us "$wrk_line")" -v ticks="$wrk_ticks" -v hz="$clk_tck" \
-        -v sign="$unit" -v target="${target[$name]:-}" -v bad="$non2xx" \
+        -v sign="$during" -v criterion="$criterion" -v target="${target[$name]:-}" -v bad="$non2xx" \
         -v sock="$socket_errors" -v rss="$(peak_rss_mib)" '
         function ms(us) { return (us < 1000) ? sprintf("%.2f", us / 1000) : sprintf("%.1f", us / 1000) }
         BEGIN {
             cpu = ticks / hz * 1e6 / n; ratio = cpu / sign
             verdict = (target == "") ? "—" : sprintf("≤ %s× %s", target, (ratio <= target) ? "met" : "**missed**")
-            printf "| %s | %.0f | %s | %s | %.0f | %.1f | %.1f× | %s | %d | %d / %d | %s | %s |",
-                name, n / (d / 1e6), ms(p50), ms(p99), cpu, sign, ratio, verdict, n, bad, sock, rss, note
+            printf "| %s | %.0f | %s | %s | %.0f | %.1f | %.1f× | %s | %.1f | %.1f× | %d | %d / %d | %s | %s |",
+                name, n / (d / 1e6), ms(p50), ms(p99), cpu, sign, ratio, verdict, criterion, cpu / criterion,
+                n, bad, sock, rss, note
         }')")
 }
 
@@ -476,7 +489,7 @@ taskset -c "$client_cpus" wrk -t2 -c1000 -d"${flood_secs}s" -H "$(basic "carol:w
     "$auth_url?service=registry&$common_scope" >"$work/flood.wrk" 2>&1 &
 flood_pid=$!
 sleep 1
-sign_after=false # the flood would still be running: the measurement before it is the unit
+sign_after=false # the flood would still be running: criterion's figure is the one before it
 saved_connections=$connections
 connections=4
 run_path access-during-flood 2xx "access-token requests while 1000 connections send wrong passwords" \
@@ -504,7 +517,9 @@ log_problems=$(grep -c -E ' (WARN|ERROR) ' "$work/server.err" || true)
 if ((log_problems > 0)); then
     warnings+=("the server logged $log_problems warnings or errors: $(grep -m1 -E ' (WARN|ERROR) ' "$work/server.err")")
 fi
-sign_range=$(printf '%s\n' "${sign_all[@]}" | sort -n | awk 'NR == 1 { low = $1 } { high = $1 } END { print low "–" high }')
+range() { printf '%s\n' "$@" | sort -n | awk 'NR == 1 { low = $1 } { high = $1 } END { print low "–" high }'; }
+sign_range=$(range "${sign_all[@]}")
+during_range=$(range "${during_all[@]}")
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mode_flag=""
 [[ $quick == true ]] && mode_flag=" --quick"
@@ -521,13 +536,15 @@ mode_flag=""
     echo "$cpu_layout; \`server.workers\` = one per CPU the server may use;"
     echo "\`wrk -t$threads -c$connections -d${duration_secs}s\` (MUNGE: ${munge_duration} s, with $credentials single-use credentials made beforehand, of which"
     echo "$(field sent "$munge_line") were sent). CPU per request is the server's utime + stime from /proc over"
-    echo "the run divided by the responses wrk counted. The unit is one raw ES256 signature (aws-lc-rs,"
-    echo "key parsed once; criterion \`es256/raw_signature\`), measured just before and just after each"
-    echo "path; a row's unit (\`signature µs\`) is the mean of the two. Over the run it measured $sign_range µs."
+    echo "the run divided by the responses wrk counted. The unit (\`signature µs\`) is one raw ES256 signature"
+    echo "(aws-lc-rs, key parsed once, warm), measured during the path's run on the server's CPU in CPU time"
+    echo "by \`examples/signature_probe.rs\` (40 signatures every 200 ms); its samples ranged over $during_range µs."
+    echo "\`criterion µs\` is criterion's \`es256/raw_signature\` just before and just after the path (mean of"
+    echo "the two; over the whole run $sign_range µs), and \`× criterion\` the path's CPU over it."
     echo "Peak RSS is the server's VmHWM after each path. The flood: ${flood_summary:-no summary}."
     echo
-    echo "| path | req/s | p50 ms | p99 ms | CPU µs/req | signature µs | × signature | target | responses | non-2xx / socket errors | peak RSS MiB | what |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"
+    echo "| path | req/s | p50 ms | p99 ms | CPU µs/req | signature µs | × signature | target | criterion µs | × criterion | responses | non-2xx / socket errors | peak RSS MiB | what |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
     printf '%s\n' "${rows[@]}"
     if ((${#warnings[@]} > 0)); then
         echo
