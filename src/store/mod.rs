@@ -49,9 +49,9 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Records a MUNGE credential's use unless it was recorded before.
 const RECORD_REPLAY: &str =
     "INSERT INTO munge_replays (replay_key, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-/// Uses of MUNGE credentials recorded by one PostgreSQL statement at most (two parameters each,
-/// far below the protocol's limit of 65,535).
-const MAX_REPLAYS_PER_STATEMENT: usize = 1_000;
+/// Uses of MUNGE credentials recorded by one PostgreSQL statement at most: a power of two (see
+/// [`insert_replays`]); two parameters each, far below the protocol's limit of 65,535.
+const MAX_REPLAYS_PER_STATEMENT: usize = 1_024;
 /// How often expired replay records are deleted.
 const REPLAY_PURGE_INTERVAL_SECS: i64 = 60;
 
@@ -1138,19 +1138,28 @@ async fn record_gathered_replays(pool: AnyPool, replays: Arc<ReplayGathering<sql
 
 /// Inserts the uses with one statement; for each, whether it was new. A use twice in the list is
 /// new the first time only, as it would be in two statements.
+///
+/// The statement has room for a power of two of uses, the last one repeated in the rows to spare
+/// (a row that conflicts with itself does nothing): a handful of statement shapes, each prepared
+/// once per connection, so a batch is one round trip, and sqlx's cache of prepared statements
+/// is not flooded with a shape per batch size.
 async fn insert_replays(
     pool: &AnyPool,
     uses: &[Waiting<ReplayRecord, Result<bool, Arc<sqlx::Error>>>],
 ) -> Result<Vec<bool>, sqlx::Error> {
+    let Some(last) = uses.last() else {
+        return Ok(Vec::new());
+    };
+    let rows = uses.len().next_power_of_two();
     let mut sql = String::from("INSERT INTO munge_replays (replay_key, expires_at) VALUES ");
-    for n in 0..uses.len() {
+    for n in 0..rows {
         let separator = if n == 0 { "" } else { ", " };
         let _ = write!(sql, "{separator}(${}, ${})", 2 * n + 1, 2 * n + 2);
     }
     sql.push_str(" ON CONFLICT DO NOTHING RETURNING replay_key, expires_at");
-    // Not kept prepared: each size of batch is its own statement.
-    let mut insert = sqlx::query(&sql).persistent(false);
-    for waiting in uses {
+    let mut insert = sqlx::query(&sql);
+    let padding = std::iter::repeat_n(last, rows - uses.len());
+    for waiting in uses.iter().chain(padding) {
         insert = insert
             .bind(waiting.item.replay_key.as_str())
             .bind(waiting.item.expires_at);
