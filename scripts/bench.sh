@@ -9,7 +9,7 @@
 # latency, the server's CPU per request (utime + stime from /proc) and that CPU as a multiple
 # of one raw ES256 signature, plus the server's peak RSS. The signature is measured during each
 # run, on the server's CPU, by `examples/signature_probe.rs` (a warm sample of 40 signatures
-# every 200 ms, CPU time, ~1% of a CPU): that is the path's unit. This machine's speed drifts
+# every 200 ms, CPU time, ~1% of a CPU): the median sample is the path's unit. This machine's speed drifts
 # with its neighbours' load, by half within seconds, so only a unit measured over the same
 # seconds divides a run's CPU fairly. For comparison the report also gives criterion's figure
 # (`benches/token.rs`, `es256/raw_signature`) measured just before and just after each path.
@@ -538,7 +538,7 @@ mode_flag=""
     echo "$(field sent "$munge_line") were sent). CPU per request is the server's utime + stime from /proc over"
     echo "the run divided by the responses wrk counted. The unit (\`signature µs\`) is one raw ES256 signature"
     echo "(aws-lc-rs, key parsed once, warm), measured during the path's run on the server's CPU in CPU time"
-    echo "by \`examples/signature_probe.rs\` (40 signatures every 200 ms); its samples ranged over $during_range µs."
+    echo "by \`examples/signature_probe.rs\` (40 signatures every 200 ms; the median sample); the samples ranged over $during_range µs."
     echo "\`criterion µs\` is criterion's \`es256/raw_signature\` just before and just after the path (mean of"
     echo "the two; over the whole run $sign_range µs), and \`× criterion\` the path's CPU over it."
     echo "Peak RSS is the server's VmHWM after each path. The flood: ${flood_summary:-no summary}."
