@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::changes::{Counters, READ_COUNTERS};
-use super::gather::{Gathering, Waiting};
+use super::gather::{answer_each, Gathering, Waiting};
 use super::wal_index::{Header, WalIndex};
 use super::{ReplayGathering, ReplayRecord, StoreError, BUSY_TIMEOUT_MS, RECORD_REPLAY};
 
@@ -105,19 +105,8 @@ impl DirectSqlite {
         if uses.is_empty() {
             return;
         }
-        match self.insert_uses(&uses) {
-            Ok(recorded) => {
-                for (waiting, recorded) in uses.into_iter().zip(recorded) {
-                    waiting.answer(Ok(recorded));
-                }
-            }
-            Err(error) => {
-                let error = Arc::new(error);
-                for waiting in uses {
-                    waiting.answer(Err(error.clone()));
-                }
-            }
-        }
+        let recorded = self.insert_uses(&uses);
+        answer_each(uses, recorded);
     }
 
     /// Inserts the uses in one transaction; for each, whether it was new. The replay table has no

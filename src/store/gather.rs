@@ -5,7 +5,7 @@
 //! timer; see [`MIN_GATHER_YIELDS`]), then takes every waiting item and answers each.
 
 use std::mem;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
@@ -81,6 +81,24 @@ impl<T, A> Gathering<T, A> {
     /// Every waiting item; the next to join starts a new batch.
     pub fn take(&self) -> Vec<Waiting<T, A>> {
         mem::take(&mut *lock(&self.waiting))
+    }
+}
+
+/// Answers each waiting item with its own result, in order, or every one with the statement's
+/// error.
+pub fn answer_each<T, R, E>(batch: Vec<Waiting<T, Result<R, Arc<E>>>>, results: Result<Vec<R>, E>) {
+    match results {
+        Ok(results) => {
+            for (waiting, result) in batch.into_iter().zip(results) {
+                waiting.answer(Ok(result));
+            }
+        }
+        Err(error) => {
+            let error = Arc::new(error);
+            for waiting in batch {
+                waiting.answer(Err(error.clone()));
+            }
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 use self::changes::{Counters, PgFeed};
 use self::direct::DirectSqlite;
-use self::gather::{Gathering, Waiting};
+use self::gather::{answer_each, Gathering, Waiting};
 use crate::config::{DatabaseSettings, LockoutSettings};
 use crate::domain::{RealmName, Username};
 
@@ -1119,19 +1119,8 @@ async fn record_gathered_replays(pool: AnyPool, replays: Arc<ReplayGathering<sql
     let mut uses = replays.take();
     while !uses.is_empty() {
         let rest = uses.split_off(uses.len().min(MAX_REPLAYS_PER_STATEMENT));
-        match insert_replays(&pool, &uses).await {
-            Ok(recorded) => {
-                for (waiting, recorded) in uses.into_iter().zip(recorded) {
-                    waiting.answer(Ok(recorded));
-                }
-            }
-            Err(error) => {
-                let error = Arc::new(error);
-                for waiting in uses {
-                    waiting.answer(Err(error.clone()));
-                }
-            }
-        }
+        let recorded = insert_replays(&pool, &uses).await;
+        answer_each(uses, recorded);
         uses = rest;
     }
 }
