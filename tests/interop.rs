@@ -70,6 +70,21 @@ impl Setup {
         (output, digest)
     }
 
+    /// `skopeo inspect` of `repository:v1`, as `creds` or anonymously.
+    fn inspect(&self, creds: Option<&str>, repository: &str) -> std::process::Output {
+        let reference = format!("{}:v1", self.reference(repository));
+        match creds {
+            Some(creds) => skopeo(&[
+                "inspect",
+                "--tls-verify=false",
+                "--creds",
+                creds,
+                &reference,
+            ]),
+            None => skopeo(&["inspect", "--tls-verify=false", "--no-creds", &reference]),
+        }
+    }
+
     fn context(&self) -> String {
         format!(
             "--- portcullis\n{}\n--- registry\n{}",
@@ -100,13 +115,7 @@ fn skopeo_pushes_pulls_lists_and_deletes() {
     let (output, digest) = s.push("alice:alice-pw", "alice/app");
     succeeded(&output, &s);
 
-    let inspect = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--creds",
-        "alice:alice-pw",
-        &format!("{}:v1", s.reference("alice/app")),
-    ]);
+    let inspect = s.inspect(Some("alice:alice-pw"), "alice/app");
     succeeded(&inspect, &s);
     let inspected: Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(inspected["Digest"], digest.as_str());
@@ -146,13 +155,7 @@ fn skopeo_pushes_pulls_lists_and_deletes() {
         &format!("{}:v1", s.reference("alice/app")),
     ]);
     succeeded(&deleted, &s);
-    let gone = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--creds",
-        "alice:alice-pw",
-        &format!("{}:v1", s.reference("alice/app")),
-    ]);
+    let gone = s.inspect(Some("alice:alice-pw"), "alice/app");
     failed_with(&gone, "manifest unknown");
 }
 
@@ -165,12 +168,7 @@ fn others_namespaces_and_anonymous_pulls_are_refused_by_the_registry() {
     let (output, _) = s.push("alice:wrong", "alice/other");
     failed_with(&output, "unauthorized");
 
-    let anonymous = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--no-creds",
-        &format!("{}:v1", s.reference("alice/app")),
-    ]);
+    let anonymous = s.inspect(None, "alice/app");
     assert!(!anonymous.status.success(), "{}", describe(&anonymous));
     assert!(
         s.registry.log().contains("insufficient_scope")
@@ -245,14 +243,7 @@ fn podman_logs_in_pulls_and_pushes_only_where_allowed() {
     let copy = format!("{host}/alice/copy:v1");
     succeeded(&podman.run(&["tag", &image, &copy], ""), &s);
     succeeded(&podman.run(&["push", "--tls-verify=false", &copy], ""), &s);
-    let inspected = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--creds",
-        "alice:alice-pw",
-        &format!("{}:v1", s.reference("alice/copy")),
-    ]);
-    succeeded(&inspected, &s);
+    succeeded(&s.inspect(Some("alice:alice-pw"), "alice/copy"), &s);
 
     let others = format!("{host}/bob/app:v1");
     succeeded(&podman.run(&["tag", &image, &others], ""), &s);
@@ -538,24 +529,11 @@ fn groups_share_namespaces_and_public_repositories_allow_anonymous_pulls() {
 
     succeeded(&s.push("bob:bob-pw", "team/app").0, &s);
     failed_with(&s.push("alice:alice-pw", "team/other").0, "denied");
-    let inspect = |creds: Option<&str>, repository: &str| {
-        let reference = format!("{}:v1", s.reference(repository));
-        match creds {
-            Some(creds) => skopeo(&[
-                "inspect",
-                "--tls-verify=false",
-                "--creds",
-                creds,
-                &reference,
-            ]),
-            None => skopeo(&["inspect", "--tls-verify=false", "--no-creds", &reference]),
-        }
-    };
-    succeeded(&inspect(Some("alice:alice-pw"), "team/app"), &s);
+    succeeded(&s.inspect(Some("alice:alice-pw"), "team/app"), &s);
 
     succeeded(&s.push("root:root-pw", "library/base").0, &s);
-    succeeded(&inspect(None, "library/base"), &s);
-    let refused = inspect(None, "team/app");
+    succeeded(&s.inspect(None, "library/base"), &s);
+    let refused = s.inspect(None, "team/app");
     assert!(!refused.status.success(), "{}", describe(&refused));
 }
 

@@ -486,12 +486,8 @@ fn output_with_stdin(command: &mut Command, stdin: &str) -> Output {
 /// `/var/lib/containers/cache`, which changes the scopes a later push asks for.
 /// Returns the output, whatever the exit status; the caller asserts.
 pub fn skopeo(args: &[&str]) -> Output {
-    let private = temp_dir("skopeo");
+    let private = containers_dir("skopeo", &["registries.d"]);
     let path = |name: &str| private.path().join(name);
-    for dir in ["tmp", "registries.d", "home", "run"] {
-        fs::create_dir(path(dir)).expect("create skopeo private dir");
-    }
-    fs::write(path("registries.conf"), "").expect("write empty registries.conf");
     let mut command = Command::new("skopeo");
     command
         .arg("--insecure-policy")
@@ -499,14 +495,34 @@ pub fn skopeo(args: &[&str]) -> Output {
         .arg(path("tmp"))
         .arg("--registries.d")
         .arg(path("registries.d"))
-        .args(args)
+        .args(args);
+    containers_env(&mut command, private.path());
+    output_with_stdin(&mut command, "")
+}
+
+/// A private directory for a containers/image tool (`what`): `tmp`, `home`, `run` and `more`
+/// directories, and an empty `registries.conf` (no mirrors, no search registries).
+fn containers_dir(what: &str, more: &[&str]) -> TempDir {
+    let private = temp_dir(what);
+    for dir in ["tmp", "home", "run"].iter().chain(more) {
+        fs::create_dir(private.path().join(dir)).expect("create a private dir");
+    }
+    fs::write(private.path().join("registries.conf"), "").expect("write empty registries.conf");
+    private
+}
+
+/// Points a containers/image tool at its [`containers_dir`] alone: its registries.conf, its login
+/// file, home and runtime directories, nothing of the user's.
+fn containers_env(command: &mut Command, private: &Path) {
+    let path = |name: &str| private.join(name);
+    command
         .env("CONTAINERS_REGISTRIES_CONF", path("registries.conf"))
         .env("REGISTRY_AUTH_FILE", path("auth.json"))
+        .env("TMPDIR", path("tmp"))
         .env("HOME", path("home"))
         .env("XDG_RUNTIME_DIR", path("run"))
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("DOCKER_CONFIG");
-    output_with_stdin(&mut command, "")
 }
 
 /// A podman with its own image store (the `vfs` driver, which needs no kernel support), its own
@@ -518,12 +534,9 @@ pub struct Podman {
 
 impl Podman {
     pub fn new() -> Podman {
-        let private = temp_dir("podman");
-        for dir in ["root", "runroot", "tmp", "home", "run"] {
-            fs::create_dir(private.path().join(dir)).expect("create podman private dir");
+        Podman {
+            private: containers_dir("podman", &["root", "runroot"]),
         }
-        fs::write(private.path().join("registries.conf"), "").expect("write registries.conf");
-        Podman { private }
     }
 
     /// Runs `podman args` feeding it `stdin`; its output, whatever its exit status.
@@ -536,14 +549,8 @@ impl Podman {
             .arg("--runroot")
             .arg(path("runroot"))
             .args(["--storage-driver", "vfs"])
-            .args(args)
-            .env("CONTAINERS_REGISTRIES_CONF", path("registries.conf"))
-            .env("REGISTRY_AUTH_FILE", path("auth.json"))
-            .env("TMPDIR", path("tmp"))
-            .env("HOME", path("home"))
-            .env("XDG_RUNTIME_DIR", path("run"))
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("DOCKER_CONFIG");
+            .args(args);
+        containers_env(&mut command, self.private.path());
         output_with_stdin(&mut command, stdin)
     }
 
