@@ -103,6 +103,16 @@ fn succeeded(output: &std::process::Output, setup: &Setup) {
     );
 }
 
+/// A `login` command (docker's or podman's) that said so.
+fn logged_in(output: &std::process::Output, setup: &Setup) {
+    succeeded(output, setup);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("Login Succeeded"),
+        "{}",
+        describe(output)
+    );
+}
+
 fn failed_with(output: &std::process::Output, needle: &str) {
     let text = describe(output);
     assert!(!output.status.success(), "expected a failure:\n{text}");
@@ -192,13 +202,7 @@ fn docker_login_succeeds_and_a_wrong_password_fails() {
             &[("DOCKER_CONFIG", config_dir.as_str())],
         )
     };
-    let ok = login("alice", "alice-pw");
-    succeeded(&ok, &s);
-    assert!(
-        String::from_utf8_lossy(&ok.stdout).contains("Login Succeeded"),
-        "{}",
-        describe(&ok)
-    );
+    logged_in(&login("alice", "alice-pw"), &s);
     failed_with(&login("alice", "nope"), "unauthorized");
     failed_with(&login("mallory", "alice-pw"), "unauthorized");
 }
@@ -224,13 +228,7 @@ fn podman_logs_in_pulls_and_pushes_only_where_allowed() {
         )
     };
     failed_with(&login("alice", "nope"), "invalid username/password");
-    let ok = login("alice", "alice-pw");
-    succeeded(&ok, &s);
-    assert!(
-        String::from_utf8_lossy(&ok.stdout).contains("Login Succeeded"),
-        "{}",
-        describe(&ok)
-    );
+    logged_in(&login("alice", "alice-pw"), &s);
     assert!(podman.auth_file()["auths"][&host]["auth"].is_string());
 
     // The login is what the next commands use: no credentials on their command lines.
