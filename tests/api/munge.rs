@@ -4,15 +4,19 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use std::time::Duration;
+
 use futures_util::future::join_all;
+use futures_util::FutureExt;
 use portcullis::config::{MungeSettings, PlatformSettings, Settings};
 use portcullis::domain::Username;
 use portcullis::munge::MAX_TTL_SECS;
-use portcullis::store::Role;
+use portcullis::store::{unix_now, Role};
 use serde_json::{json, Value};
 
 use crate::helpers::{claims, realm_name, spawn_app_at, spawn_app_with, Db, TestApp};
 use crate::munged::Munged;
+use crate::on_both_engines;
 
 const PLATFORM: &str = "perlmutter";
 const LOCATION: &str = "registry.example.org";
@@ -164,6 +168,28 @@ async fn credentials_sent_together_are_each_accepted_once(app: TestApp, munged: 
     assert_eq!(repeats, [200, 401, 401, 401, 401, 401], "{answers:?}");
     let again = statuses(&app, &fresh).await;
     assert_eq!(again, [401; 6], "each recorded");
+}
+
+on_both_engines!(a_dropped_request_leaves_no_use_unrecorded_or_unanswered);
+
+/// A client that hangs up while its credential's use waits to be recorded with others: the use it
+/// brought is still recorded (a later replay is refused), and the use that waited with it gets
+/// its answer.
+async fn a_dropped_request_leaves_no_use_unrecorded_or_unanswered(app: TestApp) {
+    let store = &app.store;
+    let (now, expires_at) = (unix_now(), unix_now() + 60);
+    // The first use of a process also purges expired records: out of the way before the test.
+    assert!(store.record_munge_use("00", expires_at, now).await.unwrap());
+    let mut first = Box::pin(store.record_munge_use("aa", expires_at, now));
+    assert!(
+        (&mut first).now_or_never().is_none(),
+        "waits for the others"
+    );
+    let second = store.record_munge_use("bb", expires_at, now);
+    drop(first);
+    let second = tokio::time::timeout(Duration::from_secs(5), second).await;
+    assert!(second.expect("answered, not left waiting").unwrap());
+    assert!(!store.record_munge_use("aa", expires_at, now).await.unwrap());
 }
 
 /// The statuses of requests sent at once, one per credential.
