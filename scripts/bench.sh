@@ -9,9 +9,9 @@
 # latency, the server's CPU per request (utime + stime from /proc) and that CPU as a multiple
 # of one raw ES256 signature, plus the server's peak RSS. The signature is measured during each
 # run, on the server's CPU, by `examples/signature_probe.rs` (a warm sample of 40 signatures
-# every 200 ms, CPU time, ~1% of a CPU): the median sample is the path's unit. This machine's speed drifts
-# with its neighbours' load, by half within seconds, so only a unit measured over the same
-# seconds divides a run's CPU fairly. For comparison the report also gives criterion's figure
+# every 200 ms, CPU time, ~1% of a CPU): the median sample is the path's unit. This machine's
+# speed drifts with its neighbours' load, by half within seconds, so only a unit measured over
+# the same seconds divides a run's CPU fairly. For comparison the report also gives criterion's figure
 # (`benches/token.rs`, `es256/raw_signature`) measured just before and just after each path.
 # The server runs on the first half of the CPUs this script may use, and wrk, munged and
 # PostgreSQL on the rest (taskset), as they would on other machines in production: sharing CPUs

@@ -8,7 +8,7 @@
 //! sqlx.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use super::changes::{Counters, READ_COUNTERS};
 use super::gather::{answer_each, Gathering, Waiting};
 use super::wal_index::{Header, WalIndex};
-use super::{ReplayGathering, ReplayRecord, StoreError, BUSY_TIMEOUT_MS, RECORD_REPLAY};
+use super::{lock, ReplayGathering, ReplayRecord, StoreError, BUSY_TIMEOUT_MS, RECORD_REPLAY};
 
 /// A reader and a writer connection to the server's SQLite file, shared by the request workers, so
 /// a replay record being written never holds up a look at the counters. Each holds its lock for
@@ -155,12 +155,6 @@ impl Drop for CommitWaiting<'_> {
     fn drop(&mut self) {
         self.0.commit_waiting();
     }
-}
-
-/// The lock, even if a thread panicked while holding it: each statement leaves the connection
-/// usable (an unfinished transaction rolls back when dropped).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// How long a direct statement sleeps between two tries of a lock another writer holds. SQLite's

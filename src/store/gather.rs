@@ -5,9 +5,11 @@
 //! timer; see [`MIN_GATHER_YIELDS`]), then takes every waiting item and answers each.
 
 use std::mem;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
+
+use super::lock;
 
 /// Yields the first waiting item makes before the batch is taken, however few items arrive.
 /// Measured with 16 connections sending MUNGE credentials to one worker: after one yield no other
@@ -100,11 +102,6 @@ pub fn answer_each<T, R, E>(batch: Vec<Waiting<T, Result<R, Arc<E>>>>, results: 
             }
         }
     }
-}
-
-/// The lock, even if a thread panicked while holding it: the queue is a plain list.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

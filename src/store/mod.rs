@@ -3,7 +3,8 @@
 //! own migrations under `migrations/<engine>/`, embedded in the binary and run at start. The change
 //! counters ([`changes`]) tell servers when what they keep in memory is stale; on SQLite the two
 //! statements of the request path run on a synchronous connection ([`direct`]), which sees
-//! commits in the WAL index ([`wal_index`]) without a transaction.
+//! commits in the WAL index ([`wal_index`]) without a transaction. MUNGE credentials' uses that
+//! arrive together are recorded by one statement on either engine ([`gather`]).
 
 pub mod changes;
 mod direct;
@@ -14,7 +15,7 @@ use std::collections::HashSet;
 use std::fmt::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -1168,6 +1169,13 @@ async fn insert_replays(
         .iter()
         .map(|waiting| inserted.remove(&waiting.item))
         .collect())
+}
+
+/// The lock, even if a thread panicked while holding it: what the store guards this way stays
+/// usable (a direct connection rolls an unfinished transaction back when dropped; a queue of
+/// waiting uses is a plain list).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn realm_from_row(row: &AnyRow) -> Result<RealmRecord, StoreError> {
