@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Installs the external programs that Portcullis's integration tests drive:
-# docker-registry, skopeo, podman, containerd/ctr, munge, PostgreSQL, wrk and
-# htpasswd, from Debian's packages. Idempotent: does nothing when every command
-# is already present. Never starts the packages' services: the tests start
-# their own throwaway instances (see tests/common/external.rs, scripts/pg.sh).
+# Installs the external programs that Portcullis's integration tests and load benchmark drive:
+# docker-registry, skopeo, podman, containerd/ctr, munge, PostgreSQL, wrk, htpasswd and python3
+# (scripts/bench.sh mints MUNGE credentials with it), from Debian's packages. Idempotent: does
+# nothing when every command is already present. Never starts the packages' services: the tests
+# start their own throwaway instances (see tests/common/external.rs, scripts/pg.sh).
 set -euo pipefail
 
-PACKAGES=(docker-registry skopeo podman containerd munge postgresql wrk apache2-utils)
-COMMANDS=(docker-registry skopeo podman containerd ctr munge munged mungekey unmunge wrk htpasswd)
+PACKAGES=(docker-registry skopeo podman containerd munge postgresql wrk apache2-utils python3)
+COMMANDS=(docker-registry skopeo podman containerd ctr munge munged mungekey unmunge wrk htpasswd python3)
 
 missing=()
 for cmd in "${COMMANDS[@]}"; do
