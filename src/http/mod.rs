@@ -53,14 +53,21 @@ pub struct AppState {
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for prefix in REALM_PREFIXES {
-        cfg.service(
-            web::resource([prefix.to_owned(), format!("{prefix}/auth")])
-                .route(web::get().to(token_get))
-                .route(web::post().to(token_post))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(web::resource(format!("{prefix}/certs")).route(web::get().to(jwks)))
-        .service(web::resource(format!("{prefix}/cert-bundle")).route(web::get().to(cert_bundle)));
+        // The token endpoint answers at `/auth` below the prefix (Keycloak's realm URL, first) and at
+        // the prefix itself, as two resources: one resource with both patterns would match every
+        // token request with a regex set first.
+        for pattern in [format!("{prefix}/auth"), prefix.to_owned()] {
+            cfg.service(
+                web::resource(pattern)
+                    .route(web::get().to(token_get))
+                    .route(web::post().to(token_post))
+                    .default_service(web::to(method_not_allowed)),
+            );
+        }
+        cfg.service(web::resource(format!("{prefix}/certs")).route(web::get().to(jwks)))
+            .service(
+                web::resource(format!("{prefix}/cert-bundle")).route(web::get().to(cert_bundle)),
+            );
     }
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))

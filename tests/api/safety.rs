@@ -255,7 +255,7 @@ async fn metrics_expose_every_named_series() {
         "portcullis_password_check_queue_depth 0",
         "portcullis_credential_cache_hit_ratio 0.3333",
         "portcullis_lockouts_total 1",
-        r#"portcullis_http_request_duration_seconds_count{route="/auth/realms/{realm}/protocol/docker-v2",status="200"} 2"#,
+        r#"portcullis_http_request_duration_seconds_count{route="/auth/realms/{realm}/protocol/docker-v2/auth",status="200"} 2"#,
     ] {
         assert!(text.contains(series), "missing {series:?} in:\n{text}");
     }
