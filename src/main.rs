@@ -7,8 +7,9 @@ use portcullis::cli::{self, Cli, Command};
 use portcullis::config::Settings;
 use portcullis::telemetry;
 
-/// mimalloc instead of glibc's malloc: a token request makes a few dozen small allocations, and
-/// glibc's malloc and free were ~6% of its CPU.
+/// mimalloc instead of glibc's malloc, where glibc's malloc and free were ~6% of a token request's
+/// CPU: with whole-program LTO (Cargo.toml) an anonymous token took ~6% less CPU; either alone
+/// was within this host's noise. It keeps ~8 MiB more resident.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
