@@ -190,10 +190,10 @@ impl fmt::Display for Sources<'_> {
     }
 }
 
-/// Text whose control characters a terminal would act on (escape, bell, backspace, form feed,
-/// delete, and the 8-bit controls) are written as escapes (`\x1b`, `\u{9b}`), as
-/// tracing-subscriber writes messages and errors: a logged message cannot recolour or rewrite the
-/// terminal of whoever reads the log.
+/// Text with the control characters a terminal would act on (escape, bell, backspace, form feed,
+/// delete, and the 8-bit controls) written as escapes (`\x1b`, `\u{9b}`), as tracing-subscriber
+/// writes messages and errors: a logged message cannot recolour or rewrite the terminal of
+/// whoever reads the log.
 struct Sanitized<T>(T);
 
 impl<T: fmt::Debug> fmt::Debug for Sanitized<T> {
