@@ -67,7 +67,7 @@ declare -A target=(
 export PATH="$PATH:/usr/sbin:/sbin" # munged and mungekey
 for cmd in cargo wrk curl python3 munged mungekey getconf taskset; do
     if ! command -v "$cmd" >/dev/null; then
-        echo "bench: $cmd not found (scripts/install-deps.sh installs wrk and munge)" >&2
+        echo "bench: $cmd not found (scripts/install-deps.sh installs wrk, munge and python3)" >&2
         exit 1
     fi
 done
