@@ -203,7 +203,7 @@ taskset -c "$server_cpus" "$bin" serve >"$work/server.out" 2>"$work/server.err" 
 server_pid=$!
 port=""
 for _ in $(seq 300); do
-    port=$(sed -n 's|.*realm: http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$work/server.out" | head -n 1)
+    port=$(sed -n 's|.*realm: http://localhost:\([0-9]*\)/.*|\1|p' "$work/server.out" | head -n 1)
     if [[ -n $port ]] || ! kill -0 "$server_pid" 2>/dev/null; then
         break
     fi

@@ -90,7 +90,7 @@ pub struct ServerSettings {
     /// Socket address to bind, e.g. `127.0.0.1:5001` (port 0 picks a free port).
     pub listen: String,
     /// Base URL clients and registries use to reach this server; the token URLs and default issuers
-    /// are derived from it. Empty: `http(s)://<listen>`.
+    /// are derived from it. Empty: `http(s)://<listen>`, with `localhost` for a loopback address.
     pub public_url: String,
     /// HTTP worker threads; 0 means one per CPU.
     pub workers: usize,
@@ -378,7 +378,9 @@ impl Settings {
         Ok(())
     }
 
-    /// The base URL that clients reach us at, without a trailing slash.
+    /// The base URL that clients reach us at, without a trailing slash. Without `server.public_url`
+    /// it is derived from `server.listen`, naming a loopback address `localhost`: clients built on
+    /// go-containerregistry (crane, ko) refuse a token realm on a loopback or private IP literal.
     pub fn public_url(&self) -> String {
         if self.server.public_url.is_empty() {
             let scheme = if self.tls.cert_file.is_some() {
@@ -386,7 +388,12 @@ impl Settings {
             } else {
                 "http"
             };
-            format!("{scheme}://{}", self.server.listen)
+            match self.server.listen.parse::<SocketAddr>() {
+                Ok(addr) if addr.ip().is_loopback() => {
+                    format!("{scheme}://localhost:{}", addr.port())
+                }
+                _ => format!("{scheme}://{}", self.server.listen),
+            }
         } else {
             self.server.public_url.trim_end_matches('/').to_owned()
         }
@@ -423,7 +430,7 @@ mod tests {
         Jail::expect_with(|_| {
             let s = Settings::load(None).unwrap();
             assert_eq!(s.server.listen, "127.0.0.1:5001");
-            assert_eq!(s.public_url(), "http://127.0.0.1:5001");
+            assert_eq!(s.public_url(), "http://localhost:5001");
             assert_eq!(s.database.url, "sqlite://data/portcullis.db");
             assert_eq!(s.keys.dir, PathBuf::from("keys"));
             assert_eq!(s.passwords.argon2_memory_kib, 19_456);
@@ -438,6 +445,23 @@ mod tests {
             assert_eq!(Settings::load(Some(&example)).unwrap(), Settings::default());
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_derived_public_url_names_loopback_localhost_and_keeps_others() {
+        let url = |listen: &str, tls: bool| {
+            let mut s = Settings::default();
+            s.server.listen = listen.into();
+            if tls {
+                s.tls.cert_file = Some("cert.pem".into());
+            }
+            s.public_url()
+        };
+        assert_eq!(url("127.0.0.1:5001", false), "http://localhost:5001");
+        assert_eq!(url("127.3.2.1:443", true), "https://localhost:443");
+        assert_eq!(url("[::1]:8080", false), "http://localhost:8080");
+        assert_eq!(url("0.0.0.0:5001", false), "http://0.0.0.0:5001");
+        assert_eq!(url("192.0.2.7:5001", true), "https://192.0.2.7:5001");
     }
 
     #[test]
