@@ -3,7 +3,7 @@
 
 use portcullis::keys::RealmKeys;
 use portcullis::scope::{self, Scope};
-use portcullis::token::{Claims, ResourceActions, Signer, DEFAULT_TOKEN_TTL_SECS};
+use portcullis::token::{Claims, ResourceActions, Signer, TokenHeader, DEFAULT_TOKEN_TTL_SECS};
 
 /// The issuer of the default realm of a server on its default address.
 pub const ISSUER: &str = "http://127.0.0.1:5001/auth/realms/default/protocol/docker-v2/auth";
@@ -31,7 +31,7 @@ pub fn push_claims(jti: String, scopes: &[Scope], now: u64) -> Claims<'_> {
 
 /// What a push token's signature covers (`header.payload`), signed by `keys` at `now`.
 pub fn signing_input(keys: &RealmKeys, now: u64) -> String {
-    let signer = Signer::new(keys);
+    let signer = Signer::new(keys, TokenHeader::default());
     let scopes = scope::parse_all(PUSH_SCOPES).expect("push scopes parse");
     let token = signer
         .sign(keys, &push_claims(signer.jti().expect("jti"), &scopes, now))

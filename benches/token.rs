@@ -12,7 +12,7 @@ use portcullis::domain::RealmName;
 use portcullis::keys::RealmKeys;
 use portcullis::munge::{decode, DecodePolicy};
 use portcullis::scope::{self, Scope};
-use portcullis::token::Signer;
+use portcullis::token::{Signer, TokenHeader};
 use push_token::{push_claims, signing_input, PUSH_SCOPES};
 
 /// A private munged, as the MUNGE tests start one.
@@ -32,7 +32,7 @@ fn signing(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let realm = RealmName::parse("bench").expect("realm name");
     let keys = RealmKeys::load_or_create(dir.path(), &realm).expect("realm keys");
-    let signer = Signer::new(&keys);
+    let signer = Signer::new(&keys, TokenHeader::default());
     let rng = SystemRandom::new();
     let scopes = scope::parse_all(PUSH_SCOPES).expect("push scopes parse");
     let now = munged::now();

@@ -24,7 +24,7 @@ use crate::startup::Application;
 use crate::store::{
     unix_now, GrantRecord, NewToken, RealmRecord, Role, Store, StoreError, TokenKind, UserKind,
 };
-use crate::token::{DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
+use crate::token::{TokenHeader, DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
 
 /// A Docker Registry v2 token service.
 #[derive(Parser)]
@@ -95,6 +95,17 @@ pub enum RealmCommand {
         /// Token lifetime in seconds (at least 60).
         #[arg(long, default_value_t = DEFAULT_TOKEN_TTL_SECS)]
         token_ttl_secs: u64,
+        /// Key fields in the token header: `x5c` (with `kid`; registries verify through
+        /// rootcertbundle) or `kid` alone (for registry 3.x configured with jwks).
+        #[arg(long, default_value_t = TokenHeader::X5c)]
+        token_header: TokenHeader,
+    },
+    /// Change a realm's settings (running servers apply them when restarted).
+    Set {
+        name: RealmName,
+        /// Key fields in the token header: `x5c` or `kid`.
+        #[arg(long)]
+        token_header: TokenHeader,
     },
     /// List realms.
     List,
@@ -452,6 +463,7 @@ async fn realm_command(settings: &Settings, command: RealmCommand) -> anyhow::Re
             services,
             issuer,
             token_ttl_secs,
+            token_header,
         } => {
             if token_ttl_secs < MIN_TOKEN_TTL_SECS {
                 bail!("--token-ttl-secs must be at least {MIN_TOKEN_TTL_SECS}");
@@ -469,24 +481,34 @@ async fn realm_command(settings: &Settings, command: RealmCommand) -> anyhow::Re
                     services,
                     issuer,
                     token_ttl_secs,
+                    token_header,
                 })
                 .await?;
             println!("realm {name} added; registry configuration:");
             print!("{}", load_realm(settings, &name).await?.registry_config());
         }
+        RealmCommand::Set { name, token_header } => {
+            store.set_realm_token_header(&name, token_header).await?;
+            println!(
+                "realm {name}: token header {token_header}; restart running servers to apply it. \
+                 Registry configuration:"
+            );
+            print!("{}", load_realm(settings, &name).await?.registry_config());
+        }
         RealmCommand::List => {
             println!(
-                "{:<20} {:<10} {:<30} ISSUER",
-                "REALM", "TTL_SECS", "SERVICES"
+                "{:<20} {:<10} {:<6} {:<30} ISSUER",
+                "REALM", "TTL_SECS", "HEADER", "SERVICES"
             );
             for r in store.list_realms().await? {
                 let issuer = r
                     .issuer
                     .unwrap_or_else(|| realm::token_url(&settings.public_url(), &r.name));
                 println!(
-                    "{:<20} {:<10} {:<30} {issuer}",
+                    "{:<20} {:<10} {:<6} {:<30} {issuer}",
                     r.name,
                     r.token_ttl_secs,
+                    r.token_header,
                     r.services.join(",")
                 );
             }

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use crate::domain::RealmName;
 use crate::keys::{KeyError, RealmKeys, CERT_FILE};
 use crate::store::{RealmRecord, Store, StoreError};
-use crate::token::{Signer, DEFAULT_TOKEN_TTL_SECS};
+use crate::token::{Signer, TokenHeader, DEFAULT_TOKEN_TTL_SECS};
 
 /// The realm created on first start.
 pub const DEFAULT_REALM: &str = "default";
@@ -33,6 +33,7 @@ pub struct Realm {
     pub issuer: String,
     pub token_url: String,
     pub token_ttl_secs: u64,
+    pub token_header: TokenHeader,
     pub keys: RealmKeys,
     pub signer: Signer,
 }
@@ -52,11 +53,12 @@ impl Realm {
         let token_url = token_url(public_url, &record.name);
         Ok(Realm {
             issuer: record.issuer.unwrap_or_else(|| token_url.clone()),
-            signer: Signer::new(&keys),
+            signer: Signer::new(&keys, record.token_header),
             name: record.name,
             services: record.services,
             token_url,
             token_ttl_secs: record.token_ttl_secs,
+            token_header: record.token_header,
             keys,
         })
     }
@@ -66,18 +68,37 @@ impl Realm {
         self.services.iter().any(|s| s == service)
     }
 
-    /// The registry's `auth.token` block for this realm (first accepted service).
+    /// The registry's `auth.token` block for this realm (first accepted service), with a comment
+    /// saying what each registry version needs to verify this realm's tokens.
     pub fn registry_config(&self) -> String {
         let bundle = self.keys.dir().join(CERT_FILE);
         let bundle = std::path::absolute(&bundle).unwrap_or(bundle);
+        let verification = match self.token_header {
+            TokenHeader::X5c => [
+                "tokens carry x5c: registry 2.8 and 3.x verify them through rootcertbundle (3.x ignores"
+                    .to_owned(),
+                "jwks: for them; for a jwks-only 3.x: portcullis realm set NAME --token-header kid)"
+                    .to_owned(),
+            ],
+            TokenHeader::Kid => [
+                "tokens carry kid only: registry 2.8 matches it against rootcertbundle; 3.x needs"
+                    .to_owned(),
+                format!(
+                    "jwks: <file written by 'portcullis keys export --realm {} --format jwks'>",
+                    self.name
+                ),
+            ],
+        };
+        let verification: String = verification
+            .iter()
+            .map(|line| format!("    # {line}\n"))
+            .collect();
         format!(
-            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n    \
-             # registry 3.x also wants: jwks: <file written by 'portcullis keys export --realm {} --format jwks'>\n",
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n{verification}",
             self.token_url,
             self.services.first().map_or("", String::as_str),
             self.issuer,
             bundle.display(),
-            self.name,
         )
     }
 }
@@ -98,6 +119,7 @@ pub async fn bootstrap(store: &Store) -> Result<(), StoreError> {
             services: vec![DEFAULT_SERVICE.to_owned()],
             issuer: None,
             token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+            token_header: TokenHeader::default(),
         };
         match store.create_realm(&record).await {
             Ok(()) | Err(StoreError::Conflict(_)) => {}

@@ -1,5 +1,6 @@
-//! The JWT the registry verifies offline: header (`kid` in libtrust form and `x5c`), claims as
-//! distribution's `ClaimSet`, and ES256 signing with a key parsed once. Nothing here decides access.
+//! The JWT the registry verifies offline: header (`kid` in libtrust form, with or without `x5c`, as the
+//! realm's [`TokenHeader`] says), claims as distribution's `ClaimSet`, and ES256 signing with a key
+//! parsed once. Nothing here decides access.
 
 use std::collections::BTreeSet;
 
@@ -52,8 +53,65 @@ pub struct Claims<'a> {
     pub access: Vec<ResourceActions<'a>>,
 }
 
-/// Which key-identifying fields go into the header. Tokens carry both; the single-field variants
-/// exist so tests can prove each verification path of the registry on its own.
+/// A realm's choice of key-identifying header fields, as stored and as operators type it.
+///
+/// distribution looks for the key in this order: `x5c` first (verified against `rootcertbundle`;
+/// registry 3.x never falls back to anything else once `x5c` is present), then `kid` (2.8: the
+/// libtrust id of a `rootcertbundle` certificate's key; 3.x: the `kid` of a `jwks` key, or the
+/// RFC 7638 thumbprint of a `rootcertbundle` key, which is not our libtrust id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenHeader {
+    /// `x5c` and the libtrust `kid`: registry 2.8 and 3.x with `rootcertbundle`.
+    #[default]
+    X5c,
+    /// The libtrust `kid` alone, equal to the exported JWKS's `kid`: registry 2.8 with
+    /// `rootcertbundle`, 3.x with `jwks`.
+    Kid,
+}
+
+impl TokenHeader {
+    /// The stored and typed form: `x5c` or `kid`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenHeader::X5c => "x5c",
+            TokenHeader::Kid => "kid",
+        }
+    }
+
+    /// The header fields this choice puts into tokens.
+    pub fn reference(self) -> KeyReference {
+        match self {
+            TokenHeader::X5c => KeyReference::KidAndX5c,
+            TokenHeader::Kid => KeyReference::KidOnly,
+        }
+    }
+}
+
+/// A token header choice other than `x5c` or `kid`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a token header choice; expected x5c or kid")]
+pub struct UnknownTokenHeader(String);
+
+impl std::str::FromStr for TokenHeader {
+    type Err = UnknownTokenHeader;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "x5c" => Ok(TokenHeader::X5c),
+            "kid" => Ok(TokenHeader::Kid),
+            other => Err(UnknownTokenHeader(other.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for TokenHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Which key-identifying fields go into the header. Realms choose through [`TokenHeader`]; the
+/// `x5c`-only variant exists so tests can prove each verification path of the registry on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyReference {
     KidAndX5c,
@@ -84,9 +142,9 @@ impl Jwt {
 pub struct SignError;
 
 impl Signer {
-    /// A signer for `keys` with both `kid` and `x5c` in the header.
-    pub fn new(keys: &RealmKeys) -> Signer {
-        Signer::with_reference(keys, KeyReference::KidAndX5c)
+    /// A signer for `keys` with the header fields a realm chose.
+    pub fn new(keys: &RealmKeys, header: TokenHeader) -> Signer {
+        Signer::with_reference(keys, header.reference())
     }
 
     /// A signer with the chosen key-identifying header fields.
@@ -141,7 +199,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys =
             RealmKeys::load_or_create(dir.path(), &RealmName::parse("default").unwrap()).unwrap();
-        let signer = Signer::new(&keys);
+        let signer = Signer::new(&keys, TokenHeader::default());
         let scope = Scope::parse("repository:alice/app:pull,push").unwrap();
         let claims = Claims {
             iss: "http://issuer",
@@ -191,7 +249,24 @@ mod tests {
         };
         assert!(header_of(KeyReference::KidOnly).get("x5c").is_none());
         assert!(header_of(KeyReference::X5cOnly).get("kid").is_none());
-        let signer = Signer::new(&keys);
+        let kid_only = header_of(TokenHeader::Kid.reference());
+        assert_eq!(kid_only["kid"], keys.kid());
+        assert!(kid_only.get("x5c").is_none());
+        let both = header_of(TokenHeader::X5c.reference());
+        assert!(both.get("x5c").is_some() && both.get("kid").is_some());
+        let signer = Signer::new(&keys, TokenHeader::Kid);
         assert_ne!(signer.jti().unwrap(), signer.jti().unwrap());
+    }
+
+    #[test]
+    fn token_header_parses_only_its_two_names_and_pads() {
+        for header in [TokenHeader::X5c, TokenHeader::Kid] {
+            assert_eq!(header.as_str().parse::<TokenHeader>().unwrap(), header);
+        }
+        for bad in ["", "X5C", "jwk", "x5c ", "kid\n"] {
+            let err = bad.parse::<TokenHeader>().unwrap_err();
+            assert!(err.to_string().contains("expected x5c or kid"), "{err}");
+        }
+        assert_eq!(format!("[{:<5}]", TokenHeader::Kid), "[kid  ]");
     }
 }

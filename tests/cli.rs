@@ -341,6 +341,110 @@ fn realms_keys_and_registry_config() {
     assert!(server.cli_ok(&["migrate"], "").contains("up to date"));
 }
 
+/// A realm's token header: chosen at `realm add`, validated, listed, changed with `realm set`, and
+/// explained by `registry-config` (x5c: rootcertbundle for 2.8 and 3.x; kid: jwks for 3.x).
+#[test]
+fn realm_token_header_is_chosen_listed_changed_and_explained() {
+    let server = Portcullis::start();
+    let default = server.cli_ok(&["registry-config"], "");
+    assert!(default.contains("tokens carry x5c"), "{default}");
+    assert!(!default.contains("also wants"), "{default}");
+
+    let added = server.cli_ok(
+        &[
+            "realm",
+            "add",
+            "kids",
+            "--service",
+            "s",
+            "--token-header",
+            "kid",
+        ],
+        "",
+    );
+    assert!(added.contains("tokens carry kid only"), "{added}");
+    assert!(
+        added.contains(
+            "jwks: <file written by 'portcullis keys export --realm kids --format jwks'>"
+        ),
+        "{added}"
+    );
+    let url = format!(
+        "{}/auth/realms/kids/protocol/docker-v2/auth?service=s",
+        server.url()
+    );
+    let out = run_with_stdin("curl", &["-sf", &url], "", &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let header = body["token"].as_str().unwrap().split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        header["kid"].is_string() && header.get("x5c").is_none(),
+        "{header}"
+    );
+
+    for bad in [
+        vec![
+            "realm",
+            "add",
+            "odd",
+            "--service",
+            "s",
+            "--token-header",
+            "jwk",
+        ],
+        vec!["realm", "set", "default", "--token-header", "X5C"],
+    ] {
+        let refused = server.cli(&bad, "");
+        assert!(
+            !refused.status.success() && stderr(&refused).contains("expected x5c or kid"),
+            "{bad:?}: {}",
+            describe(&refused)
+        );
+    }
+    assert!(
+        !server.dir.path().join("keys/odd").exists(),
+        "nothing created"
+    );
+    let unknown = server.cli(&["realm", "set", "nope", "--token-header", "kid"], "");
+    assert!(
+        stderr(&unknown).contains("realm nope not found"),
+        "{}",
+        describe(&unknown)
+    );
+
+    let set = server.cli_ok(&["realm", "set", "default", "--token-header", "kid"], "");
+    assert!(set.contains("restart"), "{set}");
+    assert!(set.contains("tokens carry kid only"), "{set}");
+    let listed = server.cli_ok(&["realm", "list"], "");
+    let header_of = |realm: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{realm} ")))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or_else(|| panic!("no {realm} in:\n{listed}"))
+            .to_owned()
+    };
+    assert!(listed.starts_with("REALM"), "{listed}");
+    assert_eq!(
+        listed.lines().next().unwrap().split_whitespace().nth(2),
+        Some("HEADER")
+    );
+    assert_eq!(header_of("default"), "kid");
+    assert_eq!(header_of("kids"), "kid");
+    server.cli_ok(&["realm", "set", "kids", "--token-header", "x5c"], "");
+    let listed = server.cli_ok(&["realm", "list"], "");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("kids ") && l.split_whitespace().nth(2) == Some("x5c")),
+        "{listed}"
+    );
+}
+
 /// JSON logs carry one audit event per decision, with the rule that decided it, and never the
 /// password.
 #[test]

@@ -27,6 +27,7 @@ use self::direct::DirectSqlite;
 use self::gather::{answer_each, Gathering, Waiting};
 use crate::config::{DatabaseSettings, LockoutSettings};
 use crate::domain::{RealmName, Username};
+use crate::token::TokenHeader;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// Whether a change to a user also revokes their refresh tokens (password change, disable).
@@ -113,6 +114,8 @@ pub struct RealmRecord {
     /// Explicit issuer; `None` means the realm's token URL.
     pub issuer: Option<String>,
     pub token_ttl_secs: u64,
+    /// Which key-identifying fields its tokens carry.
+    pub token_header: TokenHeader,
 }
 
 /// A user's role in its realm.
@@ -345,13 +348,14 @@ impl Store {
     /// Adds a realm.
     pub async fn create_realm(&self, realm: &RealmRecord) -> Result<(), StoreError> {
         let result = sqlx::query(
-            "INSERT INTO realms (name, services, issuer, token_ttl_secs, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO realms (name, services, issuer, token_ttl_secs, token_header, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
         )
         .bind(realm.name.as_str())
         .bind(realm.services.join(" "))
         .bind(realm.issuer.clone())
         .bind(realm.token_ttl_secs as i64)
+        .bind(realm.token_header.as_str())
         .bind(unix_now())
         .execute(&self.pool)
         .await?;
@@ -363,22 +367,40 @@ impl Store {
 
     /// Every realm, by name.
     pub async fn list_realms(&self) -> Result<Vec<RealmRecord>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name, services, issuer, token_ttl_secs FROM realms ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT name, services, issuer, token_ttl_secs, token_header FROM realms ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(realm_from_row).collect()
     }
 
     /// One realm.
     pub async fn find_realm(&self, name: &RealmName) -> Result<Option<RealmRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT name, services, issuer, token_ttl_secs FROM realms WHERE name = $1",
+            "SELECT name, services, issuer, token_ttl_secs, token_header FROM realms WHERE name = $1",
         )
         .bind(name.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(realm_from_row).transpose()
+    }
+
+    /// Changes which key-identifying fields a realm's tokens carry; `NotFound` when no such realm.
+    pub async fn set_realm_token_header(
+        &self,
+        name: &RealmName,
+        header: TokenHeader,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE realms SET token_header = $2 WHERE name = $1")
+            .bind(name.as_str())
+            .bind(header.as_str())
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("realm {name}")));
+        }
+        Ok(())
     }
 
     /// Adds a user; `Conflict` when the name is taken in that realm.
@@ -1182,6 +1204,7 @@ fn realm_from_row(row: &AnyRow) -> Result<RealmRecord, StoreError> {
     let name: String = row.try_get("name")?;
     let services: String = row.try_get("services")?;
     let ttl: i64 = row.try_get("token_ttl_secs")?;
+    let header: String = row.try_get("token_header")?;
     Ok(RealmRecord {
         name: RealmName::parse(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         services: services
@@ -1192,6 +1215,9 @@ fn realm_from_row(row: &AnyRow) -> Result<RealmRecord, StoreError> {
         issuer: row.try_get("issuer")?,
         token_ttl_secs: u64::try_from(ttl)
             .map_err(|_| StoreError::Corrupt(format!("realm {name}: token_ttl_secs")))?,
+        token_header: header
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("realm {name}: {e}")))?,
     })
 }
 

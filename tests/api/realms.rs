@@ -1,8 +1,10 @@
-//! Several realms on one server: each with its own services, issuer, lifetime, keys and users.
+//! Several realms on one server: each with its own services, issuer, lifetime, token header, keys and
+//! users.
 
 use crate::helpers::{claims, header, realm_name, TestApp};
 use crate::on_both_engines;
-use portcullis::store::{RealmRecord, Role};
+use portcullis::store::{RealmRecord, Role, StoreError};
+use portcullis::token::TokenHeader;
 use serde_json::Value;
 
 on_both_engines!(realms_are_independent, health_and_readiness);
@@ -14,6 +16,7 @@ async fn realms_are_independent(app: TestApp) {
             services: vec!["registry.team".into(), "mirror".into()],
             issuer: Some("https://auth.example.org/team".into()),
             token_ttl_secs: 120,
+            token_header: TokenHeader::Kid,
         })
         .await
         .unwrap();
@@ -47,11 +50,11 @@ async fn realms_are_independent(app: TestApp) {
         .json()
         .await
         .unwrap();
-    assert_ne!(
-        header(jwt)["kid"],
-        header(default["token"].as_str().unwrap())["kid"],
-        "own keys"
-    );
+    let default_header = header(default["token"].as_str().unwrap());
+    assert_ne!(header(jwt)["kid"], default_header["kid"], "own keys");
+    assert!(header(jwt)["kid"].is_string(), "kid-only realm: kid");
+    assert!(header(jwt).get("x5c").is_none(), "kid-only realm: no x5c");
+    assert!(default_header["x5c"].is_array(), "default realm: x5c");
 
     assert_eq!(
         team("service=mirror", ("alice", "secret"))
@@ -65,6 +68,22 @@ async fn realms_are_independent(app: TestApp) {
         app.get_token("service=mirror", None).await.status(),
         400,
         "own services"
+    );
+
+    let team = realm_name("team");
+    app.store
+        .set_realm_token_header(&team, TokenHeader::X5c)
+        .await
+        .unwrap();
+    let stored = app.store.find_realm(&team).await.unwrap().unwrap();
+    assert_eq!(stored.token_header, TokenHeader::X5c);
+    let missing = app
+        .store
+        .set_realm_token_header(&realm_name("nope"), TokenHeader::Kid)
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
     );
 }
 
