@@ -1,5 +1,6 @@
-//! Interoperability with the real registry (Debian's docker-registry 2.8) and the real clients
-//! (skopeo, podman, the docker CLI, containerd's ctr), configured from `portcullis registry-config`.
+//! Interoperability with the real registry (Debian's docker-registry 2.8, and distribution 3.x when a
+//! `registry3` binary is on `PATH`) and the real clients (skopeo, podman, the docker CLI,
+//! containerd's ctr), configured from `portcullis registry-config`.
 //! Nothing is mocked: every token the registry sees was issued by a `portcullis serve` process.
 
 mod common;
@@ -11,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::external::{
     build_oci_image, describe, oci_manifest_digest, run, run_with_stdin, skopeo, Containerd,
-    Podman, Registry,
+    Podman, Registry, TrustedKeys, REGISTRY_3,
 };
 use common::portcullis::Portcullis;
 use portcullis::domain::RealmName;
@@ -387,6 +388,171 @@ fn registry_verifies_through_kid_alone_and_x5c_alone() {
         bearer_status(&s, &token(&stranger, KeyReference::X5cOnly), path),
         "401"
     );
+}
+
+/// Pushes an image as alice and copies it back (a full pull) through the registry of `s`.
+fn alice_pushes_and_pulls(s: &Setup, repository: &str) {
+    let (output, digest) = s.push("alice:alice-pw", repository);
+    succeeded(&output, s);
+    let copy_back = s
+        .work
+        .path()
+        .join(format!("pulled-{}", repository.replace('/', "_")));
+    let pulled = skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        "alice:alice-pw",
+        &format!("{}:v1", s.reference(repository)),
+        &format!("oci:{}:v1", copy_back.display()),
+    ]);
+    succeeded(&pulled, s);
+    assert_eq!(oci_manifest_digest(&copy_back, "v1"), digest);
+}
+
+/// The JWT header of a token the server at `token_url` issues to alice.
+fn alice_token_header(token_url: &str) -> Value {
+    let url = format!("{token_url}?service=registry&scope=repository:alice/app:pull");
+    let out = run("curl", &["-sf", "-u", "alice:alice-pw", &url]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let header = body["token"].as_str().unwrap().split('.').next().unwrap();
+    let header =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap();
+    serde_json::from_slice(&header).unwrap()
+}
+
+/// A Portcullis whose realm `kids` signs tokens with the `kid` header alone (what a jwks-only
+/// registry 3.x needs), with alice in it.
+fn kid_only_realm() -> Portcullis {
+    let portcullis = Portcullis::start();
+    portcullis.cli_ok(
+        &[
+            "realm",
+            "add",
+            "kids",
+            "--service",
+            "registry",
+            "--token-header",
+            "kid",
+        ],
+        "",
+    );
+    portcullis.cli_ok(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--realm",
+            "kids",
+            "--password-stdin",
+        ],
+        "alice-pw\n",
+    );
+    portcullis
+}
+
+/// Registry 2.8 matches a `kid`-only token's libtrust `kid` against `rootcertbundle`, so a realm set
+/// to `--token-header kid` works with the configuration `registry-config` prints for it.
+#[test]
+fn a_kid_only_realm_pushes_and_pulls_through_registry_2_8() {
+    let portcullis = kid_only_realm();
+    let config = portcullis.registry_config_of("kids");
+    let header = alice_token_header(&config.realm);
+    assert!(header["kid"].is_string(), "{header}");
+    assert!(header.get("x5c").is_none(), "kid only: {header}");
+    let registry = Registry::start(
+        &config.realm,
+        &config.service,
+        &config.issuer,
+        &config.rootcertbundle,
+    );
+    let s = Setup {
+        portcullis,
+        registry,
+        work: tempfile::tempdir().unwrap(),
+    };
+    alice_pushes_and_pulls(&s, "alice/app");
+}
+
+/// Registry 3.x (distribution v3), when a `registry3` binary is on `PATH`: `x5c` tokens verify
+/// through `rootcertbundle` (alone or beside `jwks`), `kid`-only tokens through `jwks`. The two
+/// mismatches the README warns about are refused: 3.x never falls back from a present `x5c` to
+/// `jwks`, and it keys `rootcertbundle` by RFC 7638 thumbprint, not by the libtrust `kid`.
+#[test]
+fn registry_3_verifies_x5c_through_rootcertbundle_and_kid_through_jwks() {
+    let Some(program) = Registry::version_3() else {
+        eprintln!("skipped: no {REGISTRY_3} (a distribution 3.x registry binary) on PATH");
+        return;
+    };
+    let program = program.to_str().unwrap();
+    let mut portcullis = kid_only_realm();
+    portcullis.add_user("alice", "alice-pw", false);
+    // A realm's registry configuration and its JWKS file.
+    let realm = |realm: &str, portcullis: &Portcullis| {
+        let jwks = portcullis.dir.path().join(format!("{realm}.jwks"));
+        let text = portcullis.cli_ok(
+            &["keys", "export", "--realm", realm, "--format", "jwks"],
+            "",
+        );
+        std::fs::write(&jwks, text).unwrap();
+        (portcullis.registry_config_of(realm), jwks)
+    };
+    let x5c = realm("default", &portcullis);
+    let kid = realm("kids", &portcullis);
+    // (case, realm, rootcertbundle?, jwks?, None when push and pull work or the registry's reason)
+    let cases = [
+        ("x5c, rootcertbundle", &x5c, true, false, None),
+        ("x5c, both", &x5c, true, true, None),
+        ("kid, jwks", &kid, false, true, None),
+        ("kid, both", &kid, true, true, None),
+        (
+            "x5c, jwks",
+            &x5c,
+            false,
+            true,
+            Some("certificate signed by unknown authority"),
+        ),
+        (
+            "kid, rootcertbundle",
+            &kid,
+            true,
+            false,
+            Some("token signed by untrusted key with ID"),
+        ),
+    ];
+    for (i, (case, (config, jwks), bundle, with_jwks, refusal)) in cases.into_iter().enumerate() {
+        let keys = TrustedKeys {
+            rootcertbundle: bundle.then_some(config.rootcertbundle.as_path()),
+            jwks: with_jwks.then_some(jwks.as_path()),
+        };
+        let registry = Registry::start_program(
+            program,
+            &config.realm,
+            &config.service,
+            &config.issuer,
+            keys,
+        );
+        let s = Setup {
+            portcullis,
+            registry,
+            work: tempfile::tempdir().unwrap(),
+        };
+        let repository = format!("alice/app{i}");
+        match refusal {
+            None => alice_pushes_and_pulls(&s, &repository),
+            Some(reason) => {
+                let (output, _) = s.push("alice:alice-pw", &repository);
+                assert!(!output.status.success(), "{case}: refused\n{}", s.context());
+                assert!(
+                    s.registry.log().contains(reason),
+                    "{case}: {reason}\n{}",
+                    s.context()
+                );
+            }
+        }
+        portcullis = s.portcullis;
+    }
 }
 
 /// After `docker login` the docker CLI stores our refresh token as `identitytoken` and drops the

@@ -1,5 +1,6 @@
-//! Drives real external programs for interoperability tests: Debian's `docker-registry`, `containerd`
-//! and `ctr`, `skopeo`, `podman`, plus a hand-built OCI image. Each server gets its own temp dir and loopback port
+//! Drives real external programs for interoperability tests: Debian's `docker-registry` (and a
+//! distribution 3.x `registry3` when one is on `PATH`), `containerd` and `ctr`, `skopeo`, `podman`,
+//! plus a hand-built OCI image. Each server gets its own temp dir and loopback port
 //! and is killed on drop. Install the programs with `scripts/install-deps.sh`; nothing here installs.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
@@ -88,8 +89,14 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// A `docker-registry serve` (distribution 2.8) on `127.0.0.1:port`, with filesystem storage in a
-/// temp dir and deletes enabled. Killed, and its storage removed, on drop.
+/// The program that runs distribution 2.8 (Debian's package).
+pub const REGISTRY_2: &str = "docker-registry";
+/// The name under which a distribution 3.x `registry` binary is looked up on `PATH` (none is
+/// packaged; build one from distribution's source and install it under this name).
+pub const REGISTRY_3: &str = "registry3";
+
+/// A registry (distribution 2.8 by default, or 3.x) on `127.0.0.1:port`, with filesystem storage
+/// in a temp dir and deletes enabled. Killed, and its storage removed, on drop.
 pub struct Registry {
     /// The loopback port it listens on.
     pub port: u16,
@@ -98,28 +105,60 @@ pub struct Registry {
     _dir: TempDir,
 }
 
+/// Where a registry finds the keys that sign tokens (`auth.token.rootcertbundle` and `jwks`).
+#[derive(Clone, Copy)]
+pub struct TrustedKeys<'a> {
+    /// PEM certificates: `x5c` chains must end in one; registry 2.8 also matches a `kid` against
+    /// their keys' libtrust ids.
+    pub rootcertbundle: Option<&'a Path>,
+    /// A JWKS file (registry 3.x only): a `kid` must name one of its keys.
+    pub jwks: Option<&'a Path>,
+}
+
 impl Registry {
-    /// Starts a registry that accepts only bearer tokens from the token service at `realm_url`:
-    /// `service` and `issuer` must match the token's `aud` and `iss`, and `rootcertbundle` is a PEM
-    /// file with the certificates whose keys sign the tokens.
+    /// Starts a registry 2.8 that accepts only bearer tokens from the token service at
+    /// `realm_url`: `service` and `issuer` must match the token's `aud` and `iss`, and
+    /// `rootcertbundle` is a PEM file with the certificates whose keys sign the tokens.
     pub fn start(realm_url: &str, service: &str, issuer: &str, rootcertbundle: &Path) -> Registry {
-        let auth = json!({
-            "token": {
-                "realm": realm_url,
-                "service": service,
-                "issuer": issuer,
-                "rootcertbundle": rootcertbundle,
-            }
-        });
-        Self::spawn(Some(auth))
+        let keys = TrustedKeys {
+            rootcertbundle: Some(rootcertbundle),
+            jwks: None,
+        };
+        Self::start_program(REGISTRY_2, realm_url, service, issuer, keys)
+    }
+
+    /// Like [`Registry::start`], with the registry `program` (`serve CONFIG` style) and the keys
+    /// it trusts given explicitly.
+    pub fn start_program(
+        program: &str,
+        realm_url: &str,
+        service: &str,
+        issuer: &str,
+        keys: TrustedKeys<'_>,
+    ) -> Registry {
+        let mut token = json!({ "realm": realm_url, "service": service, "issuer": issuer });
+        if let Some(bundle) = keys.rootcertbundle {
+            token["rootcertbundle"] = json!(bundle);
+        }
+        if let Some(jwks) = keys.jwks {
+            token["jwks"] = json!(jwks);
+        }
+        Self::spawn(program, Some(json!({ "token": token })))
     }
 
     /// Starts a registry that lets every request through, for checking clients on their own.
     pub fn start_without_auth() -> Registry {
-        Self::spawn(None)
+        Self::spawn(REGISTRY_2, None)
     }
 
-    fn spawn(auth: Option<Value>) -> Registry {
+    /// The path of [`REGISTRY_3`] when it is on `PATH`.
+    pub fn version_3() -> Option<PathBuf> {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(REGISTRY_3))
+            .find(|path| path.is_file())
+    }
+
+    fn spawn(program: &str, auth: Option<Value>) -> Registry {
         let dir = temp_dir("registry");
         let port = free_port();
         let storage = dir.path().join("storage");
@@ -144,12 +183,7 @@ impl Registry {
         let config_path = dir.path().join("config.yml");
         fs::write(&config_path, config.to_string()).expect("write registry config");
         let log = dir.path().join("registry.log");
-        let child = spawn_logged(
-            Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config_path),
-            &log,
-        );
+        let child = spawn_logged(Command::new(program).arg("serve").arg(&config_path), &log);
         let mut registry = Registry {
             port,
             child,
@@ -157,12 +191,9 @@ impl Registry {
             _dir: dir,
         };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        wait_until_ready(
-            "docker-registry",
-            &mut registry.child,
-            &registry.log,
-            || TcpStream::connect_timeout(&addr, POLL_INTERVAL).is_ok(),
-        );
+        wait_until_ready(program, &mut registry.child, &registry.log, || {
+            TcpStream::connect_timeout(&addr, POLL_INTERVAL).is_ok()
+        });
         registry
     }
 

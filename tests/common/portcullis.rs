@@ -125,9 +125,14 @@ impl Portcullis {
         self.cli_ok(&args, &format!("{password}\n"));
     }
 
-    /// Parses `portcullis registry-config`.
+    /// Parses `portcullis registry-config` of the default realm.
     pub fn registry_config(&self) -> RegistryConfig {
-        let text = self.cli_ok(&["registry-config"], "");
+        self.registry_config_of("default")
+    }
+
+    /// Parses `portcullis registry-config --realm REALM`.
+    pub fn registry_config_of(&self, realm: &str) -> RegistryConfig {
+        let text = self.cli_ok(&["registry-config", "--realm", realm], "");
         let field = |key: &str| {
             text.lines()
                 .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
