@@ -11,8 +11,8 @@ mod munged;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::external::{
-    build_oci_image, describe, oci_manifest_digest, run, run_with_stdin, skopeo, Containerd,
-    Podman, Registry, TrustedKeys, REGISTRY_3,
+    build_oci_image, describe, oci_manifest_digest, on_path, run, run_with_stdin, skopeo,
+    Containerd, Podman, Registry, TrustedKeys, REGISTRY_3,
 };
 use common::portcullis::Portcullis;
 use portcullis::domain::RealmName;
@@ -481,7 +481,7 @@ fn a_kid_only_realm_pushes_and_pulls_through_registry_2_8() {
 /// `jwks`, and it keys `rootcertbundle` by RFC 7638 thumbprint, not by the libtrust `kid`.
 #[test]
 fn registry_3_verifies_x5c_through_rootcertbundle_and_kid_through_jwks() {
-    let Some(program) = Registry::version_3() else {
+    let Some(program) = on_path(REGISTRY_3) else {
         eprintln!("skipped: no {REGISTRY_3} (a distribution 3.x registry binary) on PATH");
         return;
     };
@@ -553,6 +553,61 @@ fn registry_3_verifies_x5c_through_rootcertbundle_and_kid_through_jwks() {
         }
         portcullis = s.portcullis;
     }
+}
+
+/// crane (go-containerregistry) refuses a token realm on a loopback or private IP literal unless it
+/// is the registry's own host; the derived realm names loopback `localhost`, which it accepts. Runs
+/// when `crane` is on `PATH` (no package has it: build it from go-containerregistry's vendored
+/// source), else skipped.
+#[test]
+fn crane_accepts_the_derived_localhost_realm_and_refuses_an_ip_realm() {
+    let Some(crane) = on_path("crane") else {
+        eprintln!("skipped: no crane on PATH");
+        return;
+    };
+    let s = setup();
+    let (pushed, digest) = s.push("alice:alice-pw", "alice/app");
+    succeeded(&pushed, &s);
+    let config = s.portcullis.registry_config();
+    assert!(
+        config.realm.starts_with("http://localhost:"),
+        "{}",
+        config.realm
+    );
+    let docker_config = tempfile::tempdir().unwrap();
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "alice:alice-pw");
+    let auths = serde_json::json!({ "auths": { s.registry.host(): { "auth": auth } } });
+    std::fs::write(docker_config.path().join("config.json"), auths.to_string()).unwrap();
+    let config_dir = docker_config.path().to_str().unwrap();
+    let crane = |args: &[&str]| {
+        let env = [("DOCKER_CONFIG", config_dir), ("HOME", config_dir)];
+        run_with_stdin(crane.to_str().unwrap(), args, "", &env)
+    };
+    let image = |repository: &str| format!("{}/{repository}:v1", s.registry.host());
+
+    let read = crane(&["digest", "--insecure", &image("alice/app")]);
+    succeeded(&read, &s);
+    assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), digest);
+    let copied = crane(&[
+        "copy",
+        "--insecure",
+        &image("alice/app"),
+        &image("alice/copy"),
+    ]);
+    succeeded(&copied, &s);
+
+    let ip_realm = Registry::start(
+        &config.realm.replacen("localhost", "127.0.0.1", 1),
+        &config.service,
+        &config.issuer,
+        &config.rootcertbundle,
+    );
+    let refused = crane(&[
+        "digest",
+        "--insecure",
+        &format!("{}/alice/app:v1", ip_realm.host()),
+    ]);
+    failed_with(&refused, "is a private or link-local address");
 }
 
 /// After `docker login` the docker CLI stores our refresh token as `identitytoken` and drops the

@@ -34,6 +34,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Where `program` is on `PATH`, for the optional programs that no package provides.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}
+
 /// A private temp dir whose name starts with `portcullis-<what>-`.
 fn temp_dir(what: &str) -> TempDir {
     tempfile::Builder::new()
@@ -149,13 +156,6 @@ impl Registry {
     /// Starts a registry that lets every request through, for checking clients on their own.
     pub fn start_without_auth() -> Registry {
         Self::spawn(REGISTRY_2, None)
-    }
-
-    /// The path of [`REGISTRY_3`] when it is on `PATH`.
-    pub fn version_3() -> Option<PathBuf> {
-        std::env::split_paths(&std::env::var_os("PATH")?)
-            .map(|dir| dir.join(REGISTRY_3))
-            .find(|path| path.is_file())
     }
 
     fn spawn(program: &str, auth: Option<Value>) -> Registry {
