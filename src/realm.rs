@@ -1,5 +1,6 @@
 //! Realms at run time: the stored record joined with its loaded keys, its URLs and its signer. Realms
-//! are database records (shared by every instance); keys are loaded on first use and kept in memory.
+//! are database records (shared by every instance); each is loaded on first use and kept in memory,
+//! so a changed setting (`realm set`) applies when the process restarts.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -75,10 +76,12 @@ impl Realm {
         let bundle = std::path::absolute(&bundle).unwrap_or(bundle);
         let verification = match self.token_header {
             TokenHeader::X5c => [
-                "tokens carry x5c: registry 2.8 and 3.x verify them through rootcertbundle (3.x ignores"
+                "tokens carry x5c: registry 2.8 and 3.x verify them through rootcertbundle, 3.x never"
                     .to_owned(),
-                "jwks: for them; for a jwks-only 3.x: portcullis realm set NAME --token-header kid)"
-                    .to_owned(),
+                format!(
+                    "through jwks (for a jwks-only 3.x: portcullis realm set {} --token-header kid)",
+                    self.name
+                ),
             ],
             TokenHeader::Kid => [
                 "tokens carry kid only: registry 2.8 matches it against rootcertbundle; 3.x needs"
