@@ -90,7 +90,7 @@ pub struct ServerSettings {
     /// Socket address to bind, e.g. `127.0.0.1:5001` (port 0 picks a free port).
     pub listen: String,
     /// Base URL clients and registries use to reach this server; the token URLs and default issuers
-    /// are derived from it. Empty: `http(s)://<listen>`, with `localhost` for a loopback address.
+    /// are derived from it. Empty: `http(s)://<listen>`, with `localhost` for 127.0.0.1 and ::1.
     pub public_url: String,
     /// HTTP worker threads; 0 means one per CPU.
     pub workers: usize,
@@ -379,8 +379,9 @@ impl Settings {
     }
 
     /// The base URL that clients reach us at, without a trailing slash. Without `server.public_url`
-    /// it is derived from `server.listen`, naming a loopback address `localhost`: clients built on
-    /// go-containerregistry (crane, ko) refuse a token realm on a loopback or private IP literal.
+    /// it is derived from `server.listen`, naming the loopback address `localhost`: clients built
+    /// on go-containerregistry (crane, ko) refuse a token realm on a loopback or private IP
+    /// literal. Only 127.0.0.1 and ::1 are named so; `localhost` does not reach 127.0.0.2.
     pub fn public_url(&self) -> String {
         if self.server.public_url.is_empty() {
             let scheme = if self.tls.cert_file.is_some() {
@@ -388,8 +389,12 @@ impl Settings {
             } else {
                 "http"
             };
+            let named_localhost = |ip: IpAddr| match ip {
+                IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+                IpAddr::V6(v6) => v6 == std::net::Ipv6Addr::LOCALHOST,
+            };
             match self.server.listen.parse::<SocketAddr>() {
-                Ok(addr) if addr.ip().is_loopback() => {
+                Ok(addr) if named_localhost(addr.ip()) => {
                     format!("{scheme}://localhost:{}", addr.port())
                 }
                 _ => format!("{scheme}://{}", self.server.listen),
@@ -458,7 +463,8 @@ mod tests {
             s.public_url()
         };
         assert_eq!(url("127.0.0.1:5001", false), "http://localhost:5001");
-        assert_eq!(url("127.3.2.1:443", true), "https://localhost:443");
+        assert_eq!(url("127.0.0.1:443", true), "https://localhost:443");
+        assert_eq!(url("127.3.2.1:5001", false), "http://127.3.2.1:5001");
         assert_eq!(url("[::1]:8080", false), "http://localhost:8080");
         assert_eq!(url("0.0.0.0:5001", false), "http://0.0.0.0:5001");
         assert_eq!(url("192.0.2.7:5001", true), "https://192.0.2.7:5001");
