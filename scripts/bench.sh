@@ -3,8 +3,8 @@
 # on a free loopback port with its own database (SQLite, or with --postgres a throwaway
 # PostgreSQL from scripts/pg.sh), keys and munged, and drives each request path with wrk:
 # anonymous, Basic warm (one user and password over and over: the credential cache's hit path
-# once it exists, argon2 every time until then), Basic cold (a wrong password for one user:
-# argon2 on every request, answered 401), refresh-token POST, access token, and MUNGE
+# once it exists, argon2 every time until then), Basic cold (wrong passwords for one user, each
+# different, since a repeat is refused without a check: argon2 on every request, answered 401), refresh-token POST, access token, and MUNGE
 # (single-use credentials made beforehand by `munge`). For each it reports requests/s, p50/p99
 # latency, the server's CPU per request (utime + stime from /proc) and that CPU as a multiple
 # of one raw ES256 signature, plus the server's peak RSS. The signature is measured during each
@@ -191,7 +191,7 @@ else
     export PORTCULLIS__DATABASE__URL="sqlite://$work/db/portcullis.db"
 fi
 export PORTCULLIS__KEYS__DIR="$work/keys"
-# The cold path sends one wrong password over and over: keep lockout out of the way so that it
+# The cold path sends wrong passwords for one user: keep lockout out of the way so that it
 # measures argon2, not the lock.
 export PORTCULLIS__LOCKOUT__ACCOUNT_THRESHOLD=1000000000
 export PORTCULLIS__LOCKOUT__ADDRESS_THRESHOLD=1000000000
@@ -373,8 +373,38 @@ run_path anonymous 2xx "no credentials; no access granted" "$duration_secs" "" \
     "$auth_url?service=registry&scope=repository:library/alpine:pull"
 run_path basic-warm 2xx "alice, same password each time (verified-credential cache hit after the first)" \
     "$duration_secs" "" -H "$(basic "alice:$alice_password")" "$auth_url?service=registry&$common_scope"
-run_path basic-cold non-2xx "carol, wrong password: one argon2 check per request, all answered 401" \
-    "$duration_secs" "" -H "$(basic "carol:wrong-password")" "$auth_url?service=registry&$common_scope"
+# cold_lua FILE: each wrk thread sends its share of FILE's Authorization headers in turn,
+# formatted before the run (as munge_lua does): a different wrong password each time, since a
+# repeat of a wrong password already counted is refused without an argon2 check.
+cold_lua() {
+    cat <<EOF
+local threads = {}
+function setup(thread)
+    thread:set("id", #threads)
+    table.insert(threads, thread)
+end
+function init(args)
+    requests, used = {}, 0
+    local n = 0
+    for line in io.lines("$1") do
+        if n % $threads == id then
+            wrk.headers["Authorization"] = line
+            table.insert(requests, wrk.format())
+        end
+        n = n + 1
+    end
+end
+function request()
+    used = used % #requests + 1
+    return requests[used]
+end
+EOF
+}
+python3 -c 'import base64, sys
+for i in range(int(sys.argv[1])):
+    print("Basic " + base64.b64encode(f"carol:wrong-{i}".encode()).decode())' 20000 >"$work/cold.headers"
+run_path basic-cold non-2xx "carol, a different wrong password each time: one argon2 check per request, all answered 401" \
+    "$duration_secs" "$(cold_lua "$work/cold.headers")" "$auth_url?service=registry&$common_scope"
 refresh_lua="wrk.method = \"POST\"
 wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"
 wrk.body = \"grant_type=refresh_token&client_id=bench&service=registry&$common_scope&refresh_token=$refresh_token\""
@@ -504,7 +534,11 @@ fi
 # the server's peak memory, are what the flood must not ruin.
 flood_secs=$((duration_secs > 4 ? duration_secs : 4))
 stage "password flood: wrk -t2 -c1000 -d${flood_secs}s wrong passwords, with access-token requests beside it"
-taskset -c "$client_cpus" wrk -t2 -c1000 -d"${flood_secs}s" -H "$(basic "carol:wrong-password")" \
+saved_threads=$threads
+threads=2 # the flood's wrk threads
+cold_lua "$work/cold.headers" >"$work/flood.lua"
+threads=$saved_threads
+taskset -c "$client_cpus" wrk -t2 -c1000 -d"${flood_secs}s" -s "$work/flood.lua" \
     "$auth_url?service=registry&$common_scope" >"$work/flood.wrk" 2>&1 &
 flood_pid=$!
 sleep 1

@@ -1,7 +1,8 @@
 //! What token requests read about accounts, kept in memory: users with their groups (and the names
 //! that are no user), tokens by the digest of their secret, MUNGE uid mappings, and failure records.
 //! Each part is dropped when its change counter moves ([`Counters`]: `accounts` for the first three,
-//! `locks` for the last), so a warm request makes no database query and a miss reads the database.
+//! `locks` for the last, which moves when a subject's first failure is counted, its lock changes or
+//! its record is deleted), so a warm request makes no database query and a miss reads the database.
 //! What this process writes itself (failures, a token's last use) it notes here at once.
 
 use std::collections::HashMap;
@@ -238,28 +239,21 @@ impl Accounts {
         Ok(Some(account))
     }
 
-    /// The failure records of `subjects` (an account and a client address).
+    /// The failure record of `subject` (an account or a client address).
     pub async fn failures(
         &self,
         counters: &Counters,
-        subjects: [&str; 2],
-    ) -> Result<[FailureRecord; 2], StoreError> {
-        let mut records = [FailureRecord::default(); 2];
-        for (record, subject) in records.iter_mut().zip(subjects) {
-            let hit = self.cached(counters).failures.get(subject).copied();
-            *record = match hit {
-                Some(hit) => hit,
-                None => {
-                    let stored = self.store.failure_record(subject).await?;
-                    let mut cached = self.cached(counters);
-                    if cached.locks_counter == counters.locks {
-                        insert_bounded(&mut cached.failures, subject.to_owned(), stored);
-                    }
-                    stored
-                }
-            };
+        subject: &str,
+    ) -> Result<FailureRecord, StoreError> {
+        if let Some(hit) = self.cached(counters).failures.get(subject).copied() {
+            return Ok(hit);
         }
-        Ok(records)
+        let stored = self.store.failure_record(subject).await?;
+        let mut cached = self.cached(counters);
+        if cached.locks_counter == counters.locks {
+            insert_bounded(&mut cached.failures, subject.to_owned(), stored);
+        }
+        Ok(stored)
     }
 
     /// Notes what this process just wrote for `subject`.

@@ -1,8 +1,11 @@
 //! Authentication: turns the credentials of a token request into a [`Principal`], or refuses them.
-//! Unknown user, disabled user, bad name and wrong password all cost one argon2 check and give the
-//! same answer; the precise reason goes to the audit log only. Refresh tokens are found by the
+//! Unknown user, disabled user, bad name and wrong password all cost one argon2 check (a counted
+//! repeat none, for each alike) and give the same answer; the precise reason goes to the audit log
+//! only. Refresh tokens are found by the
 //! SHA-256 of their secret, with no argon2 on that path. Accounts, tokens, mappings and failure
-//! records are read through the [`Accounts`] cache, as of the request's change counters.
+//! records are read through the [`Accounts`] cache, as of the request's change counters; the
+//! [`Attempts`] of this process cap the password checks in flight per account and address and
+//! recognise a client's retry of a wrong password, which is refused again but not counted.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +16,7 @@ use crate::accounts::{Account, Accounts, TokenEntry};
 use crate::config::{LockoutSettings, TokenSettings};
 use crate::domain::{RealmName, Username};
 use crate::import::BCRYPT_PREFIXES;
+use crate::lockout::{checks_allowed, Admission, Attempts, Permit};
 use crate::metrics::Metrics;
 use crate::munge::MungeError;
 use crate::munge_door::{self, MungeDoors, Payload, RealmDoor};
@@ -26,6 +30,9 @@ use crate::store::{unix_now, FailureRecord, Store, StoreError, TokenKind};
 
 /// Seconds in a day, for the day-denominated token settings.
 pub const SECS_PER_DAY: i64 = 86_400;
+/// Retry-After of a password attempt refused because its account's or address's checks in flight
+/// could already reach the threshold: by then they have ended, in a success or a lock.
+const THROTTLED_RETRY_AFTER_SECS: i64 = 1;
 
 /// What the caller presented.
 pub enum Credentials {
@@ -179,6 +186,10 @@ pub enum AuthnError {
     /// when right, until the lock ends.
     #[error("locked for {retry_after_secs} s after repeated failures")]
     Locked { retry_after_secs: i64 },
+    /// The account's or address's password checks in flight could reach the threshold: refused
+    /// without checking.
+    #[error("too many password checks in flight; retry after {retry_after_secs} s")]
+    Throttled { retry_after_secs: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -191,6 +202,7 @@ impl AuthnError {
         match self {
             AuthnError::Rejected(reason) => reason,
             AuthnError::Locked { .. } => "locked after repeated failures",
+            AuthnError::Throttled { .. } => "too many password checks in flight",
             AuthnError::Password(PasswordError::Overloaded) => "password checks overloaded",
             AuthnError::Store(_) | AuthnError::Password(_) => "authentication unavailable",
         }
@@ -206,6 +218,7 @@ pub struct Authenticator {
     refresh_idle_secs: i64,
     doors: Arc<MungeDoors>,
     lockout: LockoutSettings,
+    attempts: Arc<Attempts>,
     metrics: Arc<Metrics>,
 }
 
@@ -217,16 +230,17 @@ impl Authenticator {
         doors: Arc<MungeDoors>,
         lockout: &LockoutSettings,
         metrics: Arc<Metrics>,
-    ) -> Authenticator {
-        Authenticator {
+    ) -> Result<Authenticator, PasswordError> {
+        Ok(Authenticator {
             accounts: Arc::new(Accounts::new(store.clone())),
             store,
             verifier,
             refresh_idle_secs: i64::from(tokens.refresh_idle_days) * SECS_PER_DAY,
             doors,
             lockout: lockout.clone(),
+            attempts: Attempts::new(lockout)?,
             metrics,
-        }
+        })
     }
 
     /// The principal behind `credentials` in `realm`, as of the change `counters`.
@@ -437,6 +451,10 @@ impl Authenticator {
             && token.last_active() + self.refresh_idle_secs <= now
     }
 
+    /// A password: refused while its account or address is locked; otherwise checked once per
+    /// distinct attempt (a copy in flight waits for the original, a wrong password counted within
+    /// the reset window is refused again without a check), and only while the checks in flight
+    /// cannot take the account or address past its threshold.
     async fn password(
         &self,
         request: &Request<'_>,
@@ -447,30 +465,116 @@ impl Authenticator {
             return Err(AuthnError::Rejected("password too long"));
         }
         let (realm, counters) = (request.realm, request.counters);
-        let now = unix_now();
         let name = Username::parse(username).ok();
-        let address = format!("address:{}", request.binding.client_addr);
+        let address = address_subject(request.binding.client_addr);
         // Only valid names get an account counter, so junk names cannot fill the table.
         let account = name
             .as_ref()
             .map_or_else(|| address.clone(), |n| lockout_subject(&realm.name, n));
-        let [account_failures, address_failures] = self
-            .accounts
-            .failures(counters, [&account, &address])
-            .await?;
-        let locked_until = account_failures
-            .locked_until
-            .max(address_failures.locked_until);
-        if locked_until > now {
-            return Err(AuthnError::Locked {
-                retry_after_secs: locked_until - now,
-            });
+        loop {
+            let now = unix_now();
+            let checks_ended = self.attempts.checks_ended();
+            let account_failures = self.accounts.failures(counters, &account).await?;
+            let address_failures = self.accounts.failures(counters, &address).await?;
+            let locked_until = account_failures
+                .locked_until
+                .max(address_failures.locked_until);
+            if locked_until > now {
+                return Err(AuthnError::Locked {
+                    retry_after_secs: locked_until - now,
+                });
+            }
+            let found = match &name {
+                Some(name) => self.accounts.user(counters, &realm.name, name).await?,
+                None => None,
+            };
+            let hash = found.as_ref().and_then(|a| a.record.password_hash.clone());
+            let attempt = Attempt {
+                username,
+                account: &account,
+                address: &address,
+                found,
+                hash,
+            };
+            let claim = Claim {
+                realm: realm.name.as_str(),
+                username,
+            };
+            let cached = attempt
+                .hash
+                .as_deref()
+                .is_some_and(|phc| self.verifier.is_cached(&claim, &password, phc));
+            if cached {
+                // Verified before against this hash: no check to cap, no copy to wait for.
+                return self.check_password(request, attempt, password, None).await;
+            }
+            let fingerprint = self
+                .attempts
+                .fingerprint(realm.name.as_str(), username, &password);
+            let lockout = &self.lockout;
+            let address_allows =
+                checks_allowed(&address_failures, lockout.address_threshold, lockout, now);
+            let account_allows =
+                checks_allowed(&account_failures, lockout.account_threshold, lockout, now);
+            let both = [
+                (address.as_str(), address_allows),
+                (account.as_str(), account_allows),
+            ];
+            let subjects = if account == address {
+                &both[..1]
+            } else {
+                &both[..]
+            };
+            match self.attempts.admit(
+                &fingerprint,
+                attempt.hash.as_deref(),
+                subjects,
+                checks_ended,
+                now,
+            ) {
+                Admission::Check(permit) => {
+                    return self
+                        .check_password(request, attempt, password, Some(permit))
+                        .await;
+                }
+                Admission::Wait(mut original) => {
+                    // No value is ever sent: this returns when the original's permit is dropped.
+                    let _ = original.changed().await;
+                }
+                Admission::Repeated => {
+                    return Err(AuthnError::Rejected(match attempt.found {
+                        Some(_) => "wrong password, repeated (not counted again)",
+                        None => "unknown user or no password set, repeated (not counted again)",
+                    }));
+                }
+                Admission::Full => {
+                    return Err(AuthnError::Throttled {
+                        retry_after_secs: THROTTLED_RETRY_AFTER_SECS,
+                    });
+                }
+                Admission::Stale => {}
+            }
         }
-        let found = match &name {
-            Some(name) => self.accounts.user(counters, &realm.name, name).await?,
-            None => None,
-        };
-        let hash = found.as_ref().and_then(|a| a.record.password_hash.clone());
+    }
+
+    /// Checks a password attempt, admitted (`permit`) or verified before; a wrong one is counted
+    /// for its account and address, then remembered, and a right one clears the account's
+    /// failures wherever they were counted.
+    async fn check_password(
+        &self,
+        request: &Request<'_>,
+        attempt: Attempt<'_>,
+        password: SecretString,
+        permit: Option<Permit>,
+    ) -> Result<Principal, AuthnError> {
+        let (realm, counters) = (request.realm, request.counters);
+        let Attempt {
+            username,
+            account,
+            address,
+            found,
+            hash,
+        } = attempt;
         let claim = Claim {
             realm: realm.name.as_str(),
             username,
@@ -489,20 +593,27 @@ impl Authenticator {
             Some(a) if a.record.disabled => Some("user disabled"),
             Some(_) => None,
         };
+        let now = unix_now();
         if let Some(reason) = refusal {
             if account != address {
-                self.record_failure(&account, now, self.lockout.account_threshold)
+                self.record_failure(account, now, self.lockout.account_threshold)
                     .await?;
             }
-            self.record_failure(&address, now, self.lockout.address_threshold)
+            self.record_failure(address, now, self.lockout.address_threshold)
                 .await?;
+            if let Some(permit) = permit.as_ref().filter(|_| !matched) {
+                permit.counted_wrong(hash.as_deref(), now);
+            }
             return Err(AuthnError::Rejected(reason));
         }
+        drop(permit);
         let found = found.expect("a refusal above when there is no account");
-        if account_failures.failures > 0 {
-            self.store.clear_failures(&account).await?;
+        // Failures short of a lock move no counter, but a subject's first failure does, so this
+        // cache knows of failures counted by any instance; the common case (none) writes nothing.
+        if self.accounts.failures(counters, account).await?.failures > 0 {
+            self.store.clear_failures(account).await?;
             self.accounts
-                .failures_written(&account, FailureRecord::default());
+                .failures_written(account, FailureRecord::default());
         }
         if let (Some(plaintext), Some(old)) = (plaintext, hash) {
             let new = self.verifier.hash(plaintext).await?;
@@ -531,6 +642,16 @@ impl Authenticator {
         }
         Ok(())
     }
+}
+
+/// A password attempt admitted for a check: the claim, the subjects it counts for, and the user
+/// and stored hash it is checked against (none: the dummy hash).
+struct Attempt<'a> {
+    username: &'a str,
+    account: &'a str,
+    address: &'a str,
+    found: Option<Arc<Account>>,
+    hash: Option<String>,
 }
 
 /// What every step of one authentication shares.
@@ -573,7 +694,13 @@ fn munge_reason(error: &MungeError) -> &'static str {
     }
 }
 
-/// The lockout counter of an account (`portcullis user unlock` clears it).
+/// The lockout counter of an account (`portcullis user unlock` and `lockout clear --user` clear
+/// it).
 pub fn lockout_subject(realm: &RealmName, username: &Username) -> String {
     format!("account:{realm}/{username}")
+}
+
+/// The lockout counter of a client address (`portcullis lockout clear --address` clears it).
+pub fn address_subject(address: &str) -> String {
+    format!("address:{address}")
 }

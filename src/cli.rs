@@ -2,14 +2,15 @@
 //! and key directory the server uses, so an operator never edits SQL or key files by hand.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::accounts::Account;
-use crate::authn::lockout_subject;
+use crate::authn::{address_subject, lockout_subject};
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::domain::{GroupName, RealmName, TokenName, Username};
 use crate::import;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Show and lift locks after repeated failed passwords (accounts and client addresses).
+    #[command(subcommand)]
+    Lockout(LockoutCommand),
     /// Manage groups and their members.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -166,6 +170,30 @@ pub enum UserCommand {
 pub enum RoleArg {
     User,
     Admin,
+}
+
+#[derive(Subcommand)]
+pub enum LockoutCommand {
+    /// List the accounts and addresses whose failures still count: failures, last failure, and
+    /// the end of their lock.
+    List,
+    /// Forget one account's or one client address's failures and lift its lock.
+    Clear(LockoutTarget),
+}
+
+/// Whose failures `lockout clear` forgets: an account or a client address.
+#[derive(Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["user", "address"])))]
+pub struct LockoutTarget {
+    /// The account of this user (in --realm).
+    #[arg(long)]
+    pub user: Option<Username>,
+    /// The client address, as an IP address (IPv4 or IPv6).
+    #[arg(long)]
+    pub address: Option<IpAddr>,
+    /// The user's realm.
+    #[arg(long, default_value = DEFAULT_REALM, conflicts_with = "address")]
+    pub realm: RealmName,
 }
 
 #[derive(Subcommand)]
@@ -402,6 +430,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::Realm(command) => realm_command(settings, command).await,
         Command::User(command) => user_command(settings, command).await,
+        Command::Lockout(command) => lockout_command(settings, command).await,
         Command::Group(command) => group_command(settings, command).await,
         Command::Grant(command) => grant_command(settings, command).await,
         Command::Policy(command) => policy_command(settings, command).await,
@@ -614,6 +643,59 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
                     date(Some(u.created_at))
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+async fn lockout_command(settings: &Settings, command: LockoutCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    match command {
+        LockoutCommand::List => {
+            let now = unix_now();
+            let records = store
+                .list_failures(now, settings.lockout.reset_after_secs)
+                .await?;
+            const SUBJECT: &str = "SUBJECT";
+            let width = records
+                .iter()
+                .map(|(subject, _)| subject.chars().count())
+                .chain([SUBJECT.len()])
+                .max()
+                .unwrap_or_default();
+            println!(
+                "{SUBJECT:<width$} {:>8} {:<25} LOCKED_UNTIL",
+                "FAILURES", "LAST_FAILURE"
+            );
+            for (subject, record) in records {
+                let locked = (record.locked_until > now).then_some(record.locked_until);
+                println!(
+                    "{subject:<width$} {:>8} {:<25} {}",
+                    record.failures,
+                    date(Some(record.last_failure)),
+                    date(locked)
+                );
+            }
+        }
+        LockoutCommand::Clear(target) => {
+            let (subject, what) = match (target.user, target.address) {
+                (Some(user), _) => {
+                    if store.find_realm(&target.realm).await?.is_none() {
+                        bail!("realm {} does not exist", target.realm);
+                    }
+                    let what = format!("user {user} in realm {}", target.realm);
+                    (lockout_subject(&target.realm, &user), what)
+                }
+                (None, Some(address)) => (
+                    address_subject(&address.to_string()),
+                    format!("address {address}"),
+                ),
+                (None, None) => bail!("name --user or --address"),
+            };
+            if !store.clear_failures(&subject).await? {
+                bail!("no failures are recorded for {what}: nothing to clear");
+            }
+            println!("failures of {what} cleared; it is not locked");
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod keys;
+pub mod lockout;
 pub mod metrics;
 pub mod munge;
 pub mod munge_door;

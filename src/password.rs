@@ -141,6 +141,12 @@ impl Verifier {
         Ok(known && matched)
     }
 
+    /// True when [`Verifier::verify`] would answer from the cache: `password` matched `phc` for
+    /// `claim` within the cache lifetime. Not counted as a hit or a miss.
+    pub fn is_cached(&self, claim: &Claim<'_>, password: &SecretString, phc: &str) -> bool {
+        self.cache.peek(&self.cache.key(claim, password), phc)
+    }
+
     /// A new argon2id hash, computed on the pool (to replace an imported bcrypt hash).
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
         let hasher = self.hasher.clone();
@@ -320,13 +326,18 @@ impl VerifiedCache {
         if self.ttl.is_zero() {
             return false;
         }
-        let entries = self.entries.lock().expect("credential cache lock");
-        let hit = entries
-            .get(key)
-            .is_some_and(|(stored, until)| **stored == *phc && *until > Instant::now());
+        let hit = self.peek(key, phc);
         let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         hit
+    }
+
+    /// Whether the entry for `key` is live and for `phc`, without counting.
+    fn peek(&self, key: &CacheKey, phc: &str) -> bool {
+        let entries = self.entries.lock().expect("credential cache lock");
+        entries
+            .get(key)
+            .is_some_and(|(stored, until)| **stored == *phc && *until > Instant::now())
     }
 
     fn insert(&self, key: CacheKey, phc: &str) {

@@ -99,7 +99,7 @@ impl Application {
                     doors,
                     &settings.lockout,
                     metrics.clone(),
-                ),
+                )?,
                 &settings.tokens,
                 store.clone(),
                 policies.clone(),

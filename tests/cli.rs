@@ -1048,3 +1048,117 @@ fn munge_mappings_from_a_passwd_file() {
     );
     assert!(!server.cli_ok(&["munge", "list"], "").contains("1001"));
 }
+
+/// `lockout list` shows locked accounts and addresses in aligned columns; `lockout clear` lifts
+/// either for the running server's next request, and refuses what it cannot clear.
+#[test]
+fn lockout_list_and_clear() {
+    let server =
+        Portcullis::start_with_config("[lockout]\naccount_threshold = 2\naddress_threshold = 3\n");
+    server.add_user("alice", "right", false);
+    server.add_user("bob", "bobpw", false);
+    let token = |user: &str, password: &str| {
+        let url = format!(
+            "{}/auth/realms/default/protocol/docker-v2/auth?service=registry",
+            server.url()
+        );
+        let out = run_with_stdin(
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-u",
+                &format!("{user}:{password}"),
+                &url,
+            ],
+            "",
+            &[],
+        );
+        stdout(&out)
+    };
+    assert_eq!(token("alice", "wrong1"), "401");
+    assert_eq!(token("alice", "wrong2"), "401");
+    assert_eq!(token("alice", "right"), "429", "the account is locked");
+    assert_eq!(token("bob", "wrong"), "401");
+    assert_eq!(token("bob", "bobpw"), "429", "the address is locked");
+
+    let listed = server.cli_ok(&["lockout", "list"], "");
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 4, "{listed}");
+    let column = lines[0].find("LAST_FAILURE").unwrap();
+    for line in &lines[1..] {
+        assert_eq!(line.find(" 20").map(|i| i + 1), Some(column), "{listed}");
+    }
+    let row = |subject: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(subject))
+            .unwrap_or_else(|| panic!("no {subject} in\n{listed}"));
+        line.split_whitespace().collect::<Vec<_>>()
+    };
+    let alice = row("account:default/alice ");
+    assert_eq!(alice[1], "2", "{listed}");
+    assert!(alice[3].starts_with("20"), "locked until a date: {listed}");
+    assert_eq!(row("account:default/bob ")[3], "-", "{listed}");
+    let address = row("address:127.0.0.1 ");
+    assert_eq!(address[1], "3", "{listed}");
+    assert!(address[3].starts_with("20"), "{listed}");
+
+    for (args, code, message) in [
+        (&["lockout", "clear"][..], 2, "--user"),
+        (
+            &["lockout", "clear", "--address", "localhost"],
+            2,
+            "invalid IP address",
+        ),
+        (
+            &["lockout", "clear", "--user", "bob", "--address", "::1"],
+            2,
+            "cannot be used",
+        ),
+        (
+            &["lockout", "clear", "--address", "::1"],
+            1,
+            "no failures are recorded for address ::1",
+        ),
+        (
+            &["lockout", "clear", "--user", "alice", "--realm", "nope"],
+            1,
+            "realm nope does not exist",
+        ),
+        (
+            &["lockout", "clear", "--user", "carol"],
+            1,
+            "no failures are recorded for user carol",
+        ),
+    ] {
+        let output = server.cli(args, "");
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            describe(&output)
+        );
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            describe(&output)
+        );
+    }
+    assert_eq!(
+        server.cli_ok(&["lockout", "list"], ""),
+        listed,
+        "nothing written"
+    );
+
+    server.cli_ok(&["lockout", "clear", "--address", "127.0.0.1"], "");
+    assert_eq!(token("bob", "bobpw"), "200", "the address lock is lifted");
+    assert_eq!(token("alice", "right"), "429", "the account lock is not");
+    server.cli_ok(&["lockout", "clear", "--user", "alice"], "");
+    assert_eq!(token("alice", "right"), "200");
+    let listed = server.cli_ok(&["lockout", "list"], "");
+    assert_eq!(listed.lines().count(), 1, "only the header: {listed}");
+}

@@ -135,9 +135,10 @@ impl ApiError {
             IssueError::Authn(AuthnError::Rejected(_)) => ApiError::InvalidCredentials {
                 realm: realm.to_string(),
             },
-            IssueError::Authn(AuthnError::Locked { retry_after_secs }) => {
-                ApiError::TooManyRequests(retry_after_secs)
-            }
+            IssueError::Authn(
+                AuthnError::Locked { retry_after_secs }
+                | AuthnError::Throttled { retry_after_secs },
+            ) => ApiError::TooManyRequests(retry_after_secs),
             IssueError::Authn(AuthnError::Password(PasswordError::Overloaded)) => {
                 ApiError::Unavailable
             }

@@ -32,7 +32,7 @@ pub struct Counters {
     pub accounts: i64,
     /// The policy rules kept in the database.
     pub grants: i64,
-    /// Locks set, changed or lifted.
+    /// Failure records: a subject's first failure, a lock set or changed, a record deleted.
     pub locks: i64,
 }
 

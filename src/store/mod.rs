@@ -229,10 +229,12 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// A lock's state as stored: failures counted so far and the deadline (0 when not locked).
+/// A lock's state as stored: failures counted so far, the last one's time, and the deadline (0
+/// when not locked).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FailureRecord {
     pub failures: i64,
+    pub last_failure: i64,
     pub locked_until: i64,
 }
 
@@ -1035,17 +1037,34 @@ impl Store {
 
     /// The failures recorded for `subject` (none: the default record).
     pub async fn failure_record(&self, subject: &str) -> Result<FailureRecord, StoreError> {
-        let row =
-            sqlx::query("SELECT failures, locked_until FROM login_failures WHERE subject = $1")
-                .bind(subject)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map_or(Ok(FailureRecord::default()), |row| {
-            Ok(FailureRecord {
-                failures: row.try_get("failures")?,
-                locked_until: row.try_get("locked_until")?,
-            })
-        })
+        let row = sqlx::query(
+            "SELECT failures, last_failure, locked_until FROM login_failures WHERE subject = $1",
+        )
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map_or(Ok(FailureRecord::default()), failure_record)
+    }
+
+    /// The subjects whose failures still count at `now` (locked, or failed within the last
+    /// `reset_after_secs`), by subject.
+    pub async fn list_failures(
+        &self,
+        now: i64,
+        reset_after_secs: u32,
+    ) -> Result<Vec<(String, FailureRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject, failures, last_failure, locked_until FROM login_failures \
+             WHERE locked_until > $1 OR last_failure + $2 >= $1 ORDER BY subject",
+        )
+        .bind(now)
+        .bind(i64::from(reset_after_secs))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("subject")?, failure_record(row)?)))
+            .collect()
     }
 
     /// Counts a failed attempt for `subject` and, from the lockout's threshold on, locks it for
@@ -1087,11 +1106,13 @@ impl Store {
         tx.commit().await?;
         Ok(FailureRecord {
             failures,
+            last_failure: now,
             locked_until,
         })
     }
 
-    /// Forgets `subject`'s failures and lock (a successful login, `portcullis user unlock`).
+    /// Forgets `subject`'s failures and lock (a successful login, `portcullis lockout clear`); false
+    /// when none were recorded.
     pub async fn clear_failures(&self, subject: &str) -> Result<bool, StoreError> {
         let result = sqlx::query("DELETE FROM login_failures WHERE subject = $1")
             .bind(subject)
@@ -1106,6 +1127,15 @@ impl Store {
             None => Err(StoreError::NotFound(format!("realm {realm}"))),
         }
     }
+}
+
+/// A row of `login_failures`.
+fn failure_record(row: &AnyRow) -> Result<FailureRecord, StoreError> {
+    Ok(FailureRecord {
+        failures: row.try_get("failures")?,
+        last_failure: row.try_get("last_failure")?,
+        locked_until: row.try_get("locked_until")?,
+    })
 }
 
 /// Makes sure the SQLite file's directory exists and asks sqlx to create the file.

@@ -1,7 +1,7 @@
 //! The change counters that tell servers their caches are stale: every write a token request
 //! depends on moves them, whoever makes it (commands, hand-written SQL); the writes of the request
-//! path itself (minting a token, recording its use or a replay, a failure short of a lock) do not,
-//! so they never empty the caches. On PostgreSQL a change still arrives within the documented bound
+//! path itself (minting a token, recording its use or a replay, a further failure short of a lock)
+//! do not, so they never empty the caches. On PostgreSQL a change still arrives within the documented bound
 //! when the server's notification connection is lost.
 
 use portcullis::config::LockoutSettings;
@@ -109,11 +109,16 @@ async fn counters_follow_every_write_a_request_depends_on(app: TestApp) {
     let subject = "address:192.0.2.1";
     let fail = async || {
         store
-            .record_failure(subject, unix_now(), &lockout, 2)
+            .record_failure(subject, unix_now(), &lockout, 3)
             .await
             .unwrap();
     };
-    assert_eq!(moved(&app, fail).await, NONE, "a failure short of a lock");
+    assert_eq!(moved(&app, fail).await, LOCKS, "a subject's first failure");
+    assert_eq!(
+        moved(&app, fail).await,
+        NONE,
+        "a further failure short of a lock"
+    );
     assert_eq!(moved(&app, fail).await, LOCKS, "the failure that locks");
     let unlock = async || assert!(store.clear_failures(subject).await.unwrap());
     assert_eq!(moved(&app, unlock).await, LOCKS, "an unlock");

@@ -9,6 +9,7 @@ mod access_tokens;
 mod changes;
 mod errors;
 mod keys;
+mod lockout;
 mod munge;
 mod policy;
 mod realms;

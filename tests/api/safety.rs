@@ -88,8 +88,8 @@ async fn concurrent_failures_are_all_counted(app: TestApp) {
 async fn repeated_failures_lock_the_account(app: TestApp) {
     app.add_user("default", "alice", "right", Role::User).await;
     app.add_user("default", "bob", "bobpw", Role::User).await;
-    for _ in 0..app.settings.lockout.account_threshold {
-        assert_eq!(status(&app, "alice", "wrong").await, 401);
+    for i in 0..app.settings.lockout.account_threshold {
+        assert_eq!(status(&app, "alice", &format!("wrong{i}")).await, 401);
     }
     let locked = app
         .get_token("service=registry", Some(("alice", "right")))
