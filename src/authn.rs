@@ -471,6 +471,8 @@ impl Authenticator {
         let account = name
             .as_ref()
             .map_or_else(|| address.clone(), |n| lockout_subject(&realm.name, n));
+        // Set once this attempt has waited for an identical one being checked.
+        let mut waited = false;
         loop {
             let now = unix_now();
             let checks_ended = self.attempts.checks_ended();
@@ -540,6 +542,13 @@ impl Authenticator {
                 Admission::Wait(mut original) => {
                     // No value is ever sent: this returns when the original's permit is dropped.
                     let _ = original.changed().await;
+                    waited = true;
+                }
+                // A burst of copies is a burst like any other: beyond the one check, 429.
+                Admission::Repeated if waited => {
+                    return Err(AuthnError::Throttled {
+                        retry_after_secs: THROTTLED_RETRY_AFTER_SECS,
+                    });
                 }
                 Admission::Repeated => {
                     return Err(AuthnError::Rejected(match attempt.found {

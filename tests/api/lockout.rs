@@ -144,14 +144,18 @@ async fn a_burst_from_one_address_runs_at_most_threshold_checks() {
     assert!(failures(&app, &address).await <= 7);
 }
 
-/// The same wrong password sent 60 times at once (a client and its retries) is checked once,
-/// refused every time and counted once.
+/// The same wrong password sent 60 times at once is checked once and counted once: the attempt
+/// checked gets 401, the copies that waited for it 429 (a burst, whatever its passwords), and any
+/// sent after it ended 401 again without a check.
 #[tokio::test]
 async fn copies_of_one_attempt_are_checked_and_counted_once() {
     let app = spawn_app_with(Db::Sqlite, slow_checks).await;
     app.add_user("default", "alice", "right", Role::User).await;
     let counts = burst(&app, |_| ("alice".into(), "typo".into())).await;
-    assert_eq!(counts, BTreeMap::from([(401, BURST)]));
+    let refused = counts.get(&401).copied().unwrap_or(0);
+    let throttled = counts.get(&429).copied().unwrap_or(0);
+    assert!(refused >= 1 && refused + throttled == BURST, "{counts:?}");
+    assert!(throttled >= BURST / 2, "copies answered 401: {counts:?}");
     assert_eq!(password_checks(&app).await, 1);
     assert_eq!(failures(&app, &alice()).await, 1);
     assert_eq!(failures(&app, &address_subject("127.0.0.1")).await, 1);
