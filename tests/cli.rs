@@ -345,6 +345,84 @@ fn realms_keys_and_registry_config() {
     assert!(server.cli_ok(&["migrate"], "").contains("up to date"));
 }
 
+/// A fresh database and key directory for operator commands without a server.
+struct Operator {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Operator {
+    fn new() -> Operator {
+        Operator {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        cli_in(self.dir.path(), self.port, args, stdin)
+    }
+
+    fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let output = self.run(args, stdin);
+        assert!(
+            output.status.success(),
+            "portcullis {args:?}: {}",
+            describe(&output)
+        );
+        stdout(&output)
+    }
+
+    /// Runs a command that must fail, and returns its standard error.
+    fn refused(&self, args: &[&str], stdin: &str) -> String {
+        let output = self.run(args, stdin);
+        assert!(
+            !output.status.success(),
+            "portcullis {args:?} succeeded: {}",
+            describe(&output)
+        );
+        assert!(
+            !stderr(&output).contains("panicked"),
+            "{args:?}: {}",
+            describe(&output)
+        );
+        stderr(&output)
+    }
+}
+
+/// A broken `key.pem` is explained in words, naming the file.
+#[test]
+fn broken_keys_are_explained_in_words() {
+    let op = Operator::new();
+    op.ok(&["keys", "list"], "");
+    let key = op.dir.path().join("keys/default/key.pem");
+    let rsa = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:1024",
+        ])
+        .output()
+        .unwrap();
+    assert!(rsa.status.success(), "{}", describe(&rsa));
+    let cases: [(&[u8], &str); 2] = [
+        (b"\0\0garbage\n", "it is not PEM"),
+        (&rsa.stdout, "it holds an RSA key"),
+    ];
+    for (content, reason) in cases {
+        std::fs::write(&key, content).unwrap();
+        let why = op.refused(&["keys", "list"], "");
+        let expected = format!(
+            "{} is not a PEM-encoded P-256 private key (PKCS#8): {reason}",
+            key.display()
+        );
+        assert!(why.contains(&expected), "{why}");
+        assert!(!why.contains("preamble") && !why.contains("OID"), "{why}");
+    }
+}
+
 /// JSON logs carry one audit event per decision, with the rule that decided it, and never the
 /// password.
 #[test]
