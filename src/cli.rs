@@ -296,8 +296,9 @@ pub enum MungeCommand {
 
 #[derive(Subcommand)]
 pub enum ImportCommand {
-    /// Users with bcrypt hashes from an htpasswd file (`htpasswd -B`); other hash types are listed
-    /// as skipped. The hashes are replaced with argon2id at each user's first login.
+    /// Users with bcrypt hashes from an htpasswd file (`htpasswd -B`); other hash types and bcrypt
+    /// costs above 14 are listed as skipped. The hashes are replaced with argon2id at each user's
+    /// first login.
     Htpasswd {
         file: PathBuf,
         #[command(flatten)]

@@ -916,6 +916,44 @@ fn htpasswd_import() {
     }
 }
 
+/// bcrypt costs above the maximum are not imported (each check would stall the password threads
+/// for seconds to days): the line is reported with its user, the rest of the file is imported.
+#[test]
+fn htpasswd_import_refuses_costly_hashes() {
+    let op = Operator::new();
+    let line = |user: &str, cost: &str| {
+        let made = run_with_stdin("htpasswd", &["-nbB", "-C", "5", user, "pw"], "", &[]);
+        assert!(made.status.success(), "{}", describe(&made));
+        stdout(&made)
+            .trim()
+            .replacen("$2y$05$", &format!("$2y${cost}$"), 1)
+    };
+    let file = op.dir.path().join("users.htpasswd");
+    let text = [
+        line("alice", "05"),
+        line("slow", "31"),
+        line("edge", "15"),
+        line("top", "14"),
+    ];
+    std::fs::write(&file, text.join("\n") + "\n").unwrap();
+    let output = op.ok(&["import", "htpasswd", file.to_str().unwrap()], "");
+    assert!(output.contains("2 user(s) imported"), "{output}");
+    for (number, user, cost) in [(2, "slow", 31), (3, "edge", 15)] {
+        let expected = format!(
+            "not imported: line {number} (user \"{user}\"): bcrypt cost {cost} is above the maximum of 14"
+        );
+        assert!(output.contains(&expected), "{output}");
+    }
+    let users = op.ok(&["user", "list"], "");
+    assert!(
+        users.contains("alice ")
+            && users.contains("top ")
+            && !users.contains("slow")
+            && !users.contains("edge"),
+        "{users}"
+    );
+}
+
 /// A docker_auth configuration: users log in with their bcrypt passwords and the imported ACL
 /// decides in first-match order, as docker_auth does.
 #[test]
