@@ -390,6 +390,60 @@ impl Operator {
     }
 }
 
+/// Every printing command ends quietly when its reader has gone (`portcullis grant list | true`):
+/// no panic, no backtrace, no message.
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let op = Operator::new();
+    op.ok(&["user", "add", "alice", "--password-stdin"], "pw\n");
+    op.ok(
+        &[
+            "grant",
+            "add",
+            "--subject",
+            "any",
+            "--name",
+            "x/*",
+            "--actions",
+            "pull",
+        ],
+        "",
+    );
+    let commands: [&[&str]; 8] = [
+        &["grant", "list"],
+        &["user", "list"],
+        &["realm", "list"],
+        &["keys", "list"],
+        &["token", "list"],
+        &["group", "list"],
+        &["registry-config"],
+        &[
+            "policy",
+            "explain",
+            "--anonymous",
+            "--scope",
+            "repository:x/y:pull",
+        ],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(BIN)
+            .args(args)
+            .envs(common::portcullis::env(op.dir.path(), op.port))
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let status = output.status;
+        assert!(
+            status.success() || status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {status}"
+        );
+        assert_eq!(stderr(&output), "", "{args:?}");
+    }
+}
+
 /// A broken `key.pem` is explained in words, naming the file.
 #[test]
 fn broken_keys_are_explained_in_words() {
