@@ -281,7 +281,7 @@ fn realms_keys_and_registry_config() {
         "",
     );
     assert!(
-        stderr(&too_short).contains("at least 60"),
+        stderr(&too_short).contains("60..=86400"),
         "{}",
         describe(&too_short)
     );
@@ -390,6 +390,148 @@ impl Operator {
     }
 }
 
+/// `realm add` checks every argument before it creates a key directory or a row: a refused realm
+/// leaves nothing behind, however often it is tried, and bad services and issuers never reach
+/// `realm list`, the registry's YAML or the token's `iss`.
+#[test]
+fn realm_add_checks_everything_before_creating_anything() {
+    let op = Operator::new();
+    let refusals: [(&[&str], &str); 5] = [
+        (
+            &["--service", "s", "--token-ttl-secs", "18446744073709551615"],
+            "60..=86400",
+        ),
+        (
+            &["--service", "s", "--token-ttl-secs", "86401"],
+            "60..=86400",
+        ),
+        (&["--service", "s", "--token-ttl-secs", "59"], "60..=86400"),
+        (
+            &["--service", "s", "--issuer", "http://x\nfake line"],
+            "invalid issuer",
+        ),
+        (&["--service", "a\x1b[31mb"], "invalid service"),
+    ];
+    for (args, expected) in refusals {
+        for _ in 0..2 {
+            let mut command = vec!["realm", "add", "r3"];
+            command.extend_from_slice(args);
+            let why = op.refused(&command, "");
+            assert!(why.contains(expected), "{args:?}: {why}");
+        }
+    }
+    for args in [
+        &["--service", "s", "--issuer", "Acme auth server"][..],
+        &["--service", "s", "--issuer", "ftp://x/"],
+        &["--service", "two words"],
+        &["--service", ""],
+    ] {
+        let mut command = vec!["realm", "add", "r3"];
+        command.extend_from_slice(args);
+        op.refused(&command, "");
+    }
+    assert!(!op.dir.path().join("keys/r3").exists(), "orphan keys/r3");
+    assert!(!op.ok(&["realm", "list"], "").contains("r3"));
+
+    let added = op.ok(
+        &[
+            "realm",
+            "add",
+            "r3",
+            "--service",
+            "registry.example.com:5000",
+            "--issuer",
+            "https://auth.example.com/r3",
+            "--token-ttl-secs",
+            "86400",
+        ],
+        "",
+    );
+    assert!(
+        added.contains("service: registry.example.com:5000\n")
+            && added.contains("issuer: https://auth.example.com/r3\n"),
+        "{added}"
+    );
+}
+
+/// `token create --expires` refuses lifetimes past ten years instead of overflowing into a token
+/// that is already expired; nothing is printed or stored.
+#[test]
+fn token_lifetimes_have_a_ceiling() {
+    let op = Operator::new();
+    op.ok(&["user", "add", "alice", "--password-stdin"], "pw\n");
+    for expires in [
+        "9223372036854775807s",
+        "106751991167301d",
+        "3651d",
+        "0d",
+        "5é",
+        "d",
+    ] {
+        let output = op.run(
+            &[
+                "token",
+                "create",
+                "--user",
+                "alice",
+                "--name",
+                "t",
+                "--expires",
+                expires,
+            ],
+            "",
+        );
+        assert!(!output.status.success(), "{expires}: {}", describe(&output));
+        assert!(
+            stdout(&output).is_empty(),
+            "{expires}: a secret was printed"
+        );
+        assert!(
+            stderr(&output).contains("at most 3650d"),
+            "{expires}: {}",
+            describe(&output)
+        );
+    }
+    let listed = op.ok(&["token", "list"], "");
+    assert_eq!(listed.lines().count(), 1, "only the header: {listed}");
+    let secret = op.ok(
+        &[
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--name",
+            "t",
+            "--expires",
+            "3650d",
+        ],
+        "",
+    );
+    assert!(secret.starts_with("pcat_"), "{secret}");
+    assert!(op.ok(&["token", "list"], "").contains("active"));
+}
+
+/// A password that the server would take for a MUNGE credential could never log in: refused like
+/// the token prefixes, at `user add` and `user passwd`.
+#[test]
+fn passwords_shaped_like_munge_credentials_are_refused() {
+    let op = Operator::new();
+    op.ok(&["user", "add", "alice", "--password-stdin"], "pw\n");
+    for password in ["MUNGE:AQID:", "MUNGEsecret", "  MUNGE:x"] {
+        let why = op.refused(
+            &["user", "add", "bob", "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(why.contains("MUNGE"), "{password}: {why}");
+        let why = op.refused(
+            &["user", "passwd", "alice", "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(why.contains("MUNGE"), "{password}: {why}");
+    }
+    assert!(!op.ok(&["user", "list"], "").contains("bob"));
+}
+
 /// Every printing command ends quietly when its reader has gone (`portcullis grant list | true`):
 /// no panic, no backtrace, no message.
 #[test]
@@ -442,6 +584,66 @@ fn a_closed_stdout_ends_commands_quietly() {
         );
         assert_eq!(stderr(&output), "", "{args:?}");
     }
+}
+
+/// List columns line up whatever the names' lengths, and `policy explain` prints one line per
+/// scope and action.
+#[test]
+fn lists_and_explanations_are_laid_out() {
+    let op = Operator::new();
+    op.ok(&["user", "add", "bo", "--password-stdin"], "pw\n");
+    op.ok(
+        &[
+            "grant",
+            "add",
+            "--subject",
+            "any",
+            "--name",
+            "x/*",
+            "--actions",
+            "pull",
+        ],
+        "",
+    );
+    let column = |text: &str, header: &str, row_start: &str, cell: &str| {
+        let head = text.lines().next().unwrap().find(header).unwrap();
+        let row = text.lines().find(|l| l.starts_with(row_start)).unwrap();
+        assert_eq!(row.find(cell), Some(head), "{text}");
+    };
+    column(&op.ok(&["user", "list"], ""), "ROLE", "bo ", "user");
+    column(
+        &op.ok(&["realm", "list"], ""),
+        "TTL_SECS",
+        "default ",
+        "300",
+    );
+    column(&op.ok(&["keys", "list"], ""), "DIRECTORY", "default ", "/");
+    let explained = op.ok(
+        &[
+            "policy",
+            "explain",
+            "--anonymous",
+            "--scope",
+            "repository:x/y:pull,push",
+            "--scope",
+            "repository:alice/y:pull",
+        ],
+        "",
+    );
+    let lines: Vec<&str> = explained.lines().collect();
+    assert_eq!(lines.len(), 5, "{explained}");
+    assert!(
+        lines[0].starts_with("repository:x/y:pull,push: granted"),
+        "{explained}"
+    );
+    assert!(
+        lines[1].starts_with("  pull: granted by rule"),
+        "{explained}"
+    );
+    assert_eq!(lines[2], "  push: not granted: no rule allows it");
+    assert_eq!(lines[3], "repository:alice/y:pull: nothing granted");
+    assert_eq!(lines[4], "  pull: not granted: no rule allows it");
+    assert!(explained.ends_with('\n'), "{explained:?}");
 }
 
 /// A broken `key.pem` is explained in words, naming the file.
