@@ -12,13 +12,14 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::accounts::Account;
 use crate::authn::{address_subject, lockout_subject};
 use crate::config::{Settings, CONFIG_FILE_ENV};
-use crate::domain::{GroupName, RealmName, TokenName, Username};
+use crate::domain::{GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
 use crate::import;
 use crate::keys::RealmKeys;
+use crate::munge_door;
 use crate::password::{Hasher, MAX_PASSWORD_LEN};
 use crate::policies;
 use crate::policy::{scope_limit, Subject};
-use crate::realm::{self, Realms, DEFAULT_REALM};
+use crate::realm::{self, Realms, DEFAULT_REALM, MAX_TOKEN_TTL_SECS};
 use crate::scope;
 use crate::secret::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::startup::Application;
@@ -92,12 +93,16 @@ pub enum RealmCommand {
         name: RealmName,
         /// Accepted `service` value (the registry's auth.token.service); repeat for several.
         #[arg(long = "service", required = true)]
-        services: Vec<String>,
-        /// Token issuer; default: the realm's token URL.
+        services: Vec<ServiceName>,
+        /// Token issuer, an absolute http(s) URL; default: the realm's token URL.
         #[arg(long)]
-        issuer: Option<String>,
-        /// Token lifetime in seconds (at least 60).
-        #[arg(long, default_value_t = DEFAULT_TOKEN_TTL_SECS)]
+        issuer: Option<Issuer>,
+        /// Token lifetime in seconds (60 to 86400).
+        #[arg(
+            long,
+            default_value_t = DEFAULT_TOKEN_TTL_SECS,
+            value_parser = clap::value_parser!(u64).range(MIN_TOKEN_TTL_SECS..=MAX_TOKEN_TTL_SECS)
+        )]
         token_ttl_secs: u64,
         /// Key fields in the token header: `x5c` (with `kid`; registries verify through
         /// rootcertbundle) or `kid` alone (for registry 3.x configured with jwks).
@@ -335,8 +340,9 @@ pub enum MungeCommand {
 
 #[derive(Subcommand)]
 pub enum ImportCommand {
-    /// Users with bcrypt hashes from an htpasswd file (`htpasswd -B`); other hash types are listed
-    /// as skipped. The hashes are replaced with argon2id at each user's first login.
+    /// Users with bcrypt hashes from an htpasswd file (`htpasswd -B`); other hash types and bcrypt
+    /// costs above 14 are listed as skipped. The hashes are replaced with argon2id at each user's
+    /// first login.
     Htpasswd {
         file: PathBuf,
         #[command(flatten)]
@@ -370,7 +376,8 @@ pub enum TokenCommand {
         /// Without any, it reaches what its owner may.
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// Lifetime: a number with d, h, m or s (30d, 12h). Without it, the token never expires.
+        /// Lifetime: a number with d, h, m or s (30d, 12h), at most 3650d. Without it, the token
+        /// never expires.
         #[arg(long, value_parser = parse_lifetime)]
         expires: Option<i64>,
     },
@@ -494,21 +501,13 @@ async fn realm_command(settings: &Settings, command: RealmCommand) -> anyhow::Re
             token_ttl_secs,
             token_header,
         } => {
-            if token_ttl_secs < MIN_TOKEN_TTL_SECS {
-                bail!("--token-ttl-secs must be at least {MIN_TOKEN_TTL_SECS}");
-            }
-            if let Some(bad) = services
-                .iter()
-                .find(|s| s.is_empty() || s.contains(char::is_whitespace))
-            {
-                bail!("--service {bad:?}: a service name must be non-empty and without spaces");
-            }
+            // Every argument was checked while parsing the command line, before anything is created.
             RealmKeys::load_or_create(&settings.keys.dir, &name)?;
             store
                 .create_realm(&RealmRecord {
                     name: name.clone(),
-                    services,
-                    issuer,
+                    services: services.into_iter().map(ServiceName::into_string).collect(),
+                    issuer: issuer.map(Issuer::into_string),
                     token_ttl_secs,
                     token_header,
                 })
@@ -797,7 +796,7 @@ async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::
                 None => Subject::anonymous(),
             };
             for scope in &scopes {
-                print!("{}", policy.decide(&subject, scope));
+                println!("{}", policy.decide(&subject, scope));
             }
         }
     }
@@ -993,21 +992,30 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
     Ok(())
 }
 
-/// `30d`, `12h`, `45m`, `90s` as seconds.
+/// Longest lifetime `token create --expires` accepts: ten years (3650 days). Longer is a typo or
+/// means "never", which is what leaving `--expires` out says.
+const MAX_TOKEN_LIFETIME_SECS: i64 = 3650 * SECS_PER_DAY;
+/// Seconds in a day, the `d` of a lifetime.
+const SECS_PER_DAY: i64 = 86_400;
+
+/// `30d`, `12h`, `45m`, `90s` as seconds, from 1 s to [`MAX_TOKEN_LIFETIME_SECS`].
 fn parse_lifetime(text: &str) -> Result<i64, String> {
-    let split = text.len().saturating_sub(1);
-    let (number, unit) = text.split_at(split);
-    let unit_secs = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" => 1,
-        _ => return Err("use a number with d, h, m or s, e.g. 30d".into()),
+    let usage = || {
+        format!(
+            "use a positive number with d, h, m or s, at most {}d (leave --expires out for a \
+             token that never expires), e.g. 30d",
+            MAX_TOKEN_LIFETIME_SECS / SECS_PER_DAY
+        )
     };
-    match number.parse::<i64>() {
-        Ok(n) if n > 0 => n.checked_mul(unit_secs).ok_or_else(|| "too long".into()),
-        _ => Err("use a positive number with d, h, m or s, e.g. 30d".into()),
-    }
+    let (number, unit_secs) = [("d", SECS_PER_DAY), ("h", 3_600), ("m", 60), ("s", 1)]
+        .into_iter()
+        .find_map(|(unit, secs)| text.strip_suffix(unit).map(|number| (number, secs)))
+        .ok_or_else(usage)?;
+    let number: i64 = number.parse().map_err(|_| usage())?;
+    number
+        .checked_mul(unit_secs)
+        .filter(|secs| (1..=MAX_TOKEN_LIFETIME_SECS).contains(secs))
+        .ok_or_else(usage)
 }
 
 /// A Unix time as an RFC 3339 date, `-` when absent.
@@ -1068,6 +1076,9 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
     let text = password.expose_secret();
     if text.starts_with(REFRESH_TOKEN_PREFIX) || text.starts_with(ACCESS_TOKEN_PREFIX) {
         bail!("a password may not start with {REFRESH_TOKEN_PREFIX} or {ACCESS_TOKEN_PREFIX}: those mark tokens");
+    }
+    if munge_door::armored(text).is_some() {
+        bail!("a password may not start with \"MUNGE\": that marks a MUNGE credential, so it could never log in");
     }
     let len = text.len();
     if len == 0 {

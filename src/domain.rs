@@ -1,7 +1,8 @@
 //! Names that are checked once at the edge and trusted everywhere after: [`Username`], [`GroupName`],
-//! [`TokenName`] and [`RealmName`].
+//! [`TokenName`] and [`RealmName`], and a realm's [`ServiceName`]s and [`Issuer`].
 //! User and realm names are also path components (personal namespaces, `keys/<realm>/`), hence
-//! the strict alphabets.
+//! the strict alphabets. Services and issuers reach the registry's YAML, token claims and list
+//! output, so neither may hold spaces or control characters.
 
 use std::fmt;
 
@@ -9,6 +10,10 @@ use std::fmt;
 pub const MAX_USERNAME_LEN: usize = 64;
 /// Longest realm name.
 pub const MAX_REALM_NAME_LEN: usize = 64;
+/// Longest service name: a DNS name's maximum length, enough for `host:port` names too.
+pub const MAX_SERVICE_LEN: usize = 253;
+/// Longest issuer URL.
+pub const MAX_ISSUER_LEN: usize = 1024;
 
 /// Why a name was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -68,7 +73,8 @@ macro_rules! name_type {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                // `pad`, not `write_str`: list columns (`{:<20}`) need the width honoured.
+                f.pad(&self.0)
             }
         }
 
@@ -106,6 +112,111 @@ name_type!(
     MAX_REALM_NAME_LEN
 );
 
+const SERVICE_RULE: &str = "use 1-253 of A-Z, a-z, 0-9, '.', '_', '-', ':', '/', \
+                            starting with a letter or digit";
+
+/// A `service` a realm accepts (the registry's `auth.token.service`). The registry compares it as a
+/// plain string and clients send it back in a query parameter; the alphabet keeps it one word that
+/// is printed unquoted in the registry's YAML: letters, digits and `. _ - : /`, starting with a
+/// letter or digit (`registry`, `registry.example.com:5000`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    /// The only way to build one: checks the documented alphabet and length.
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        let allowed =
+            |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':' | b'/');
+        let valid = value.len() <= MAX_SERVICE_LEN
+            && value
+                .as_bytes()
+                .first()
+                .is_some_and(u8::is_ascii_alphanumeric)
+            && value.bytes().all(allowed);
+        if valid {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(NameError {
+                what: "service",
+                value: value.chars().take(80).collect(),
+                rule: SERVICE_RULE,
+            })
+        }
+    }
+
+    /// The service as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl std::str::FromStr for ServiceName {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+const ISSUER_RULE: &str = "use an absolute http or https URL (at most 1024 characters, no spaces \
+                           or control characters, no user name or password, query or fragment)";
+
+/// A token issuer (the `iss` claim and the registry's `auth.token.issuer`): an absolute `http` or
+/// `https` URL with a host, as OpenID Connect requires of issuers (no credentials, query or
+/// fragment). Kept exactly as written, since the registry compares it with its own setting as a
+/// string; only printable ASCII without spaces is accepted, so it prints as one YAML word.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Issuer(String);
+
+impl Issuer {
+    /// The only way to build one: checks the characters, then parses the URL.
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        let printable =
+            value.len() <= MAX_ISSUER_LEN && value.bytes().all(|b| b.is_ascii_graphic());
+        let valid = printable
+            && url::Url::parse(value).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.has_host()
+                    && url.username().is_empty()
+                    && url.password().is_none()
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+            });
+        if valid {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(NameError {
+                what: "issuer",
+                value: value.chars().take(80).collect(),
+                rule: ISSUER_RULE,
+            })
+        }
+    }
+
+    /// The issuer as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl std::str::FromStr for Issuer {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +239,73 @@ mod tests {
         }
         assert!(Username::parse(&"a".repeat(65)).is_err());
         assert!(RealmName::parse("../etc").is_err());
+    }
+
+    #[test]
+    fn names_fill_list_columns() {
+        let name = Username::parse("bob").unwrap();
+        assert_eq!(format!("[{name:<6}]"), "[bob   ]");
+        assert_eq!(format!("[{name:>5}]"), "[  bob]");
+    }
+
+    #[test]
+    fn services_are_one_printable_word() {
+        for ok in [
+            "registry",
+            "registry.example.com:5000",
+            "Docker_Registry-2",
+            "a/b",
+            "0",
+        ] {
+            assert_eq!(ServiceName::parse(ok).unwrap().to_string(), ok);
+        }
+        assert!(ServiceName::parse(&"s".repeat(MAX_SERVICE_LEN)).is_ok());
+        for bad in [
+            "",
+            "a b",
+            "a\x1b[31mb",
+            "a\nb",
+            "-a",
+            "[x]",
+            "*a",
+            "a#b",
+            "dienst\u{e9}",
+            "a\tb",
+        ] {
+            let err = ServiceName::parse(bad).unwrap_err();
+            assert!(err.to_string().starts_with("invalid service"), "{bad:?}");
+        }
+        assert!(ServiceName::parse(&"s".repeat(MAX_SERVICE_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn issuers_are_absolute_http_urls_kept_as_written() {
+        for ok in [
+            "http://x",
+            "https://auth.example.com/realms/a",
+            "http://127.0.0.1:5001/auth/realms/default/protocol/docker-v2/auth",
+            "HTTPS://Auth.Example.com",
+        ] {
+            assert_eq!(Issuer::parse(ok).unwrap().to_string(), ok);
+        }
+        for bad in [
+            "",
+            "http://x\nfake line",
+            "http://x/\tpath",
+            "http://x/a b",
+            " http://x",
+            "Acme auth server",
+            "/relative/path",
+            "ftp://x",
+            "http://",
+            "mailto:a@example.com",
+            "http://user:secret@x",
+            "http://x/?q=1",
+            "http://x/#f",
+            "http://\u{e9}.example",
+        ] {
+            let err = Issuer::parse(bad).unwrap_err();
+            assert!(err.to_string().starts_with("invalid issuer"), "{bad:?}");
+        }
     }
 }

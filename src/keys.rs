@@ -15,7 +15,11 @@ use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
     EllipticCurveKeyType, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
 };
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use p256::pkcs8::der::pem;
+use p256::pkcs8::{
+    DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding, ObjectIdentifier,
+    PrivateKeyInfo,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
@@ -41,7 +45,7 @@ pub enum KeyError {
     },
     #[error("{path} is readable by group or others (mode {mode:o}); run: chmod 600 {path}")]
     TooOpen { path: PathBuf, mode: u32 },
-    #[error("{path}: not a P-256 PKCS#8 private key: {reason}")]
+    #[error("{path} is not a PEM-encoded P-256 private key (PKCS#8): {reason}")]
     BadKey { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     BadCertificate { path: PathBuf, reason: String },
@@ -85,13 +89,12 @@ impl RealmKeys {
                 mode: mode & 0o777,
             });
         }
-        let key_pem = fs::read_to_string(&key_path).map_err(io(&key_path))?;
+        let key_pem = fs::read(&key_path).map_err(io(&key_path))?;
         let bad_key = |reason: String| KeyError::BadKey {
             path: key_path.clone(),
             reason,
         };
-        let secret =
-            p256::SecretKey::from_pkcs8_pem(&key_pem).map_err(|e| bad_key(e.to_string()))?;
+        let secret = read_private_key(&key_pem).map_err(bad_key)?;
         let pkcs8 = secret.to_pkcs8_der().map_err(|e| bad_key(e.to_string()))?;
         let signer = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_bytes())
             .map_err(|e| bad_key(e.to_string()))?;
@@ -182,6 +185,98 @@ pub fn libtrust_key_id(spki_der: &[u8]) -> String {
         .map(|c| std::str::from_utf8(c).expect("base32 is ASCII"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// `id-ecPublicKey` (RFC 5480): the algorithm of every elliptic-curve key; the curve is its parameter.
+const EC_PUBLIC_KEY_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// `secp256r1`, alias P-256 (RFC 5480): the only curve ES256 signs with.
+const P256_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+
+/// Private key algorithms and curves an operator may have put in `key.pem` by mistake, by their
+/// object identifiers (RFC 8017, RFC 4055, RFC 8410, RFC 3279, RFC 5480, SEC 2), in words.
+const KNOWN_KEYS: [(ObjectIdentifier, &str); 11] = [
+    (
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
+        "an RSA key",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10"),
+        "an RSA-PSS key",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.3.101.112"),
+        "an Ed25519 key",
+    ),
+    (ObjectIdentifier::new_unwrap("1.3.101.113"), "an Ed448 key"),
+    (ObjectIdentifier::new_unwrap("1.3.101.110"), "an X25519 key"),
+    (ObjectIdentifier::new_unwrap("1.3.101.111"), "an X448 key"),
+    (
+        ObjectIdentifier::new_unwrap("1.2.840.10040.4.1"),
+        "a DSA key",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.3.132.0.34"),
+        "an EC key on curve P-384",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.3.132.0.35"),
+        "an EC key on curve P-521",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.3.132.0.10"),
+        "an EC key on curve secp256k1",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7"),
+        "an EC key on curve brainpoolP256r1",
+    ),
+];
+
+/// Parses a realm's private key: one PEM `PRIVATE KEY` block (PKCS#8) holding a P-256 key. Anything
+/// else is refused with what the file holds instead, in words rather than parser internals.
+fn read_private_key(pem_text: &[u8]) -> Result<p256::SecretKey, String> {
+    let (label, der) =
+        pem::decode_vec(pem_text).map_err(|_| match pem::decode_label(pem_text) {
+            Ok(label) => format!("its {label:?} block is damaged"),
+            Err(_) => "it is not PEM (no intact -----BEGIN PRIVATE KEY----- block)".to_owned(),
+        })?;
+    match label {
+        "PRIVATE KEY" => {}
+        "EC PRIVATE KEY" => {
+            return Err(
+                "it holds an EC key in the older SEC1 form; convert it with \
+                        `openssl pkcs8 -topk8 -nocrypt -in key.pem -out key.pk8.pem`"
+                    .to_owned(),
+            )
+        }
+        "RSA PRIVATE KEY" => return Err("it holds an RSA key".to_owned()),
+        "ENCRYPTED PRIVATE KEY" => {
+            return Err("it is encrypted; keep it unencrypted with mode 0600".to_owned())
+        }
+        "CERTIFICATE" => return Err("it holds a certificate, not a private key".to_owned()),
+        "PUBLIC KEY" => return Err("it holds a public key, not a private key".to_owned()),
+        other => return Err(format!("it holds a PEM {other:?} block, not a private key")),
+    }
+    let info = PrivateKeyInfo::try_from(der.as_slice())
+        .map_err(|_| "its PRIVATE KEY block is not a valid PKCS#8 structure".to_owned())?;
+    // An EC key is known by its curve, any other key by its algorithm.
+    let ec = info.algorithm.oid == EC_PUBLIC_KEY_OID;
+    let kind = if ec {
+        info.algorithm.parameters_oid().ok()
+    } else {
+        Some(info.algorithm.oid)
+    };
+    if kind != Some(P256_OID) {
+        let known = KNOWN_KEYS.iter().find(|(oid, _)| kind == Some(*oid));
+        let what = match known {
+            Some((_, what)) => what,
+            None if ec => "an EC key on another curve",
+            None => "a key of another algorithm",
+        };
+        return Err(format!("it holds {what}"));
+    }
+    p256::SecretKey::from_pkcs8_der(&der)
+        .map_err(|_| "it holds a P-256 key that is not valid".to_owned())
 }
 
 fn generate_key(path: &Path) -> Result<(), KeyError> {
@@ -320,9 +415,75 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            err.to_string().contains("not a P-256 PKCS#8 private key"),
+            err.to_string()
+                .ends_with("is not a PEM-encoded P-256 private key (PKCS#8): it is not PEM (no intact -----BEGIN PRIVATE KEY----- block)"),
             "{err}"
         );
+    }
+
+    /// Keys of other kinds, made by openssl as an operator would, are named in words.
+    #[test]
+    fn other_keys_are_named_in_words() {
+        let cases: [(&[&str], &str); 5] = [
+            (
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:1024",
+                ],
+                "it holds an RSA key",
+            ),
+            (
+                &["genpkey", "-algorithm", "ED25519"],
+                "it holds an Ed25519 key",
+            ),
+            (
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-384",
+                ],
+                "it holds an EC key on curve P-384",
+            ),
+            (
+                &["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
+                "older SEC1 form",
+            ),
+            (
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                ],
+                "",
+            ),
+        ];
+        for (args, expected) in cases {
+            let made = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl runs");
+            assert!(made.status.success(), "{args:?}");
+            match read_private_key(&made.stdout) {
+                Ok(_) => assert_eq!(expected, "", "{args:?}"),
+                Err(reason) => assert!(
+                    reason.contains(expected) && !expected.is_empty(),
+                    "{args:?}: {reason}"
+                ),
+            }
+        }
+        let mut damaged = b"-----BEGIN PRIVATE KEY-----\n".to_vec();
+        damaged.extend_from_slice(b"AAAA\0\n-----END PRIVATE KEY-----\n");
+        assert!(read_private_key(&damaged).is_err());
+        assert!(read_private_key(b"\0\x01garbage")
+            .unwrap_err()
+            .contains("not PEM"));
     }
 
     /// The kid must equal what libtrust computes; recompute the SPKI digest with openssl.

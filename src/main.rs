@@ -15,6 +15,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve) {
+        die_quietly_on_sigpipe();
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
@@ -36,5 +39,17 @@ fn main() -> ExitCode {
             eprintln!("portcullis: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Lets an operator command end like other Unix tools when the reader of its output goes away
+/// (`portcullis grant list | head -1`): killed by SIGPIPE, silently, exit status 141 in a shell. Rust
+/// ignores SIGPIPE, so printing to the closed pipe would panic instead. `serve` keeps ignoring it: a
+/// client that hangs up must never stop the server.
+fn die_quietly_on_sigpipe() {
+    // SAFETY: `signal` with `SIG_DFL` installs no handler of ours; it runs before any other thread
+    // exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -4,10 +4,12 @@
 //! CPU priority than the request workers: a flood of password guesses slows other password checks,
 //! not the requests that carry tokens or cached credentials.
 //! A missing user is checked against a dummy hash of the same cost: same time, same answer.
-//! Imported bcrypt hashes are verified too (the caller replaces them with argon2id).
+//! Imported bcrypt hashes are verified too (the caller replaces them with argon2id); one whose cost
+//! is above [`MAX_BCRYPT_COST`] is never computed: it is checked like a missing user and never
+//! matches.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -25,7 +27,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
 use crate::config::PasswordSettings;
-use crate::import::{verify_bcrypt, BCRYPT_PREFIXES};
+use crate::import::{bcrypt_cost_above_max, verify_bcrypt, BCRYPT_PREFIXES, MAX_BCRYPT_COST};
 
 /// Longest password accepted; longer input is refused before any hashing.
 pub const MAX_PASSWORD_LEN: usize = 1024;
@@ -85,6 +87,8 @@ pub struct Verifier {
     dummy_hash: Arc<str>,
     hasher: Hasher,
     cache: Arc<VerifiedCache>,
+    /// The (realm, user) pairs whose too costly stored hash was already logged.
+    costly_logged: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 /// Who a password is claimed for; with the password it keys the verified-credential cache.
@@ -108,6 +112,7 @@ impl Verifier {
             cache: Arc::new(VerifiedCache::new(Duration::from_secs(
                 settings.cache_ttl_secs,
             ))?),
+            costly_logged: Arc::default(),
         })
     }
 
@@ -115,13 +120,15 @@ impl Verifier {
     /// dummy hash is checked instead and the answer is false: the caller cannot tell the cases apart
     /// by time. A match is remembered for `claim`; the same claim against the same stored hash
     /// skips argon2 until the entry expires (a password change replaces the stored hash, so it
-    /// invalidates the entry on every instance at once).
+    /// invalidates the entry on every instance at once). A bcrypt hash of a cost above
+    /// [`MAX_BCRYPT_COST`] is treated as no hash: the dummy is checked and the answer is false.
     pub async fn verify(
         &self,
         claim: &Claim<'_>,
         phc: Option<String>,
         password: SecretString,
     ) -> Result<bool, PasswordError> {
+        let phc = phc.filter(|phc| !self.too_costly(claim, phc));
         let cache_key = self.cache.key(claim, &password);
         if let Some(phc) = &phc {
             if self.cache.holds(&cache_key, phc) {
@@ -145,6 +152,29 @@ impl Verifier {
     /// `claim` within the cache lifetime. Not counted as a hit or a miss.
     pub fn is_cached(&self, claim: &Claim<'_>, password: &SecretString, phc: &str) -> bool {
         self.cache.peek(&self.cache.key(claim, password), phc)
+    }
+
+    /// Whether `phc` is a bcrypt hash too costly to check; logged once per account.
+    fn too_costly(&self, claim: &Claim<'_>, phc: &str) -> bool {
+        let Some(cost) = bcrypt_cost_above_max(phc) else {
+            return false;
+        };
+        let account = (claim.realm.to_owned(), claim.username.to_owned());
+        let first = self
+            .costly_logged
+            .lock()
+            .expect("costly hash log lock")
+            .insert(account);
+        if first {
+            tracing::warn!(
+                realm = claim.realm,
+                user = claim.username,
+                cost,
+                "stored bcrypt hash has cost {cost}, above the maximum of {MAX_BCRYPT_COST}: \
+                 it never matches; set a new password with `portcullis user passwd`"
+            );
+        }
+        true
     }
 
     /// A new argon2id hash, computed on the pool (to replace an imported bcrypt hash).
@@ -577,6 +607,25 @@ mod tests {
         // SAFETY: as above.
         let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         assert_eq!(nice, (own + PASSWORD_THREAD_NICE).min(19));
+    }
+
+    /// A cost-31 hash would take days; it is answered at the cost of a missing user instead.
+    #[tokio::test]
+    async fn a_too_costly_bcrypt_hash_never_matches_and_costs_a_normal_check() {
+        let hasher = Hasher::new(&cheap()).unwrap();
+        let verifier = Verifier::new(hasher, &cheap(), 1).unwrap();
+        let matching = bcrypt::hash("secret", 4).unwrap();
+        let costly = format!("$2b$31{}", &matching[6..]);
+        for _ in 0..2 {
+            assert!(!verifier
+                .verify(&ALICE, Some(costly.clone()), "secret".into())
+                .await
+                .unwrap());
+        }
+        assert!(verifier
+            .verify(&ALICE, Some(matching), "secret".into())
+            .await
+            .unwrap());
     }
 
     #[test]

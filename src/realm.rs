@@ -15,6 +15,9 @@ use crate::token::{Signer, TokenHeader, DEFAULT_TOKEN_TTL_SECS};
 pub const DEFAULT_REALM: &str = "default";
 /// The service the default realm accepts (the registry's `auth.token.service`).
 pub const DEFAULT_SERVICE: &str = "registry";
+/// Longest token lifetime a realm may set: one day. A registry token cannot be revoked before it
+/// expires, and clients fetch a new one when theirs runs out.
+pub const MAX_TOKEN_TTL_SECS: u64 = 86_400;
 /// Path of a realm's token endpoint below the public URL (Keycloak's layout).
 pub const TOKEN_PATH: &str = "/auth/realms/{realm}/protocol/docker-v2/auth";
 

@@ -277,7 +277,7 @@ fn realms_keys_and_registry_config() {
         "",
     );
     assert!(
-        stderr(&too_short).contains("at least 60"),
+        stderr(&too_short).contains("60..=86400"),
         "{}",
         describe(&too_short)
     );
@@ -443,6 +443,340 @@ fn realm_token_header_is_chosen_listed_changed_and_explained() {
             .any(|l| l.starts_with("kids ") && l.split_whitespace().nth(2) == Some("x5c")),
         "{listed}"
     );
+}
+
+/// A fresh database and key directory for operator commands without a server.
+struct Operator {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Operator {
+    fn new() -> Operator {
+        Operator {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        cli_in(self.dir.path(), self.port, args, stdin)
+    }
+
+    fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let output = self.run(args, stdin);
+        assert!(
+            output.status.success(),
+            "portcullis {args:?}: {}",
+            describe(&output)
+        );
+        stdout(&output)
+    }
+
+    /// Runs a command that must fail, and returns its standard error.
+    fn refused(&self, args: &[&str], stdin: &str) -> String {
+        let output = self.run(args, stdin);
+        assert!(
+            !output.status.success(),
+            "portcullis {args:?} succeeded: {}",
+            describe(&output)
+        );
+        assert!(
+            !stderr(&output).contains("panicked"),
+            "{args:?}: {}",
+            describe(&output)
+        );
+        stderr(&output)
+    }
+}
+
+/// `realm add` checks every argument before it creates a key directory or a row: a refused realm
+/// leaves nothing behind, however often it is tried, and bad services and issuers never reach
+/// `realm list`, the registry's YAML or the token's `iss`.
+#[test]
+fn realm_add_checks_everything_before_creating_anything() {
+    let op = Operator::new();
+    let refusals: [(&[&str], &str); 5] = [
+        (
+            &["--service", "s", "--token-ttl-secs", "18446744073709551615"],
+            "60..=86400",
+        ),
+        (
+            &["--service", "s", "--token-ttl-secs", "86401"],
+            "60..=86400",
+        ),
+        (&["--service", "s", "--token-ttl-secs", "59"], "60..=86400"),
+        (
+            &["--service", "s", "--issuer", "http://x\nfake line"],
+            "invalid issuer",
+        ),
+        (&["--service", "a\x1b[31mb"], "invalid service"),
+    ];
+    for (args, expected) in refusals {
+        for _ in 0..2 {
+            let mut command = vec!["realm", "add", "r3"];
+            command.extend_from_slice(args);
+            let why = op.refused(&command, "");
+            assert!(why.contains(expected), "{args:?}: {why}");
+        }
+    }
+    for args in [
+        &["--service", "s", "--issuer", "Acme auth server"][..],
+        &["--service", "s", "--issuer", "ftp://x/"],
+        &["--service", "two words"],
+        &["--service", ""],
+    ] {
+        let mut command = vec!["realm", "add", "r3"];
+        command.extend_from_slice(args);
+        op.refused(&command, "");
+    }
+    assert!(!op.dir.path().join("keys/r3").exists(), "orphan keys/r3");
+    assert!(!op.ok(&["realm", "list"], "").contains("r3"));
+
+    let added = op.ok(
+        &[
+            "realm",
+            "add",
+            "r3",
+            "--service",
+            "registry.example.com:5000",
+            "--issuer",
+            "https://auth.example.com/r3",
+            "--token-ttl-secs",
+            "86400",
+        ],
+        "",
+    );
+    assert!(
+        added.contains("service: registry.example.com:5000\n")
+            && added.contains("issuer: https://auth.example.com/r3\n"),
+        "{added}"
+    );
+}
+
+/// `token create --expires` refuses lifetimes past ten years instead of overflowing into a token
+/// that is already expired; nothing is printed or stored.
+#[test]
+fn token_lifetimes_have_a_ceiling() {
+    let op = Operator::new();
+    op.ok(&["user", "add", "alice", "--password-stdin"], "pw\n");
+    for expires in [
+        "9223372036854775807s",
+        "106751991167301d",
+        "3651d",
+        "0d",
+        "5é",
+        "d",
+    ] {
+        let output = op.run(
+            &[
+                "token",
+                "create",
+                "--user",
+                "alice",
+                "--name",
+                "t",
+                "--expires",
+                expires,
+            ],
+            "",
+        );
+        assert!(!output.status.success(), "{expires}: {}", describe(&output));
+        assert!(
+            stdout(&output).is_empty(),
+            "{expires}: a secret was printed"
+        );
+        assert!(
+            stderr(&output).contains("at most 3650d"),
+            "{expires}: {}",
+            describe(&output)
+        );
+    }
+    let listed = op.ok(&["token", "list"], "");
+    assert_eq!(listed.lines().count(), 1, "only the header: {listed}");
+    let secret = op.ok(
+        &[
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--name",
+            "t",
+            "--expires",
+            "3650d",
+        ],
+        "",
+    );
+    assert!(secret.starts_with("pcat_"), "{secret}");
+    assert!(op.ok(&["token", "list"], "").contains("active"));
+}
+
+/// A password that the server would take for a MUNGE credential could never log in: refused like
+/// the token prefixes, at `user add` and `user passwd`.
+#[test]
+fn passwords_shaped_like_munge_credentials_are_refused() {
+    let op = Operator::new();
+    op.ok(&["user", "add", "alice", "--password-stdin"], "pw\n");
+    for password in ["MUNGE:AQID:", "MUNGEsecret", "  MUNGE:x"] {
+        let why = op.refused(
+            &["user", "add", "bob", "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(why.contains("MUNGE"), "{password}: {why}");
+        let why = op.refused(
+            &["user", "passwd", "alice", "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(why.contains("MUNGE"), "{password}: {why}");
+    }
+    assert!(!op.ok(&["user", "list"], "").contains("bob"));
+}
+
+/// Every printing command ends quietly when its reader has gone (`portcullis grant list | true`):
+/// no panic, no backtrace, no message.
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let op = Operator::new();
+    op.ok(&["user", "add", "alice", "--password-stdin"], "pw\n");
+    op.ok(
+        &[
+            "grant",
+            "add",
+            "--subject",
+            "any",
+            "--name",
+            "x/*",
+            "--actions",
+            "pull",
+        ],
+        "",
+    );
+    let commands: [&[&str]; 8] = [
+        &["grant", "list"],
+        &["user", "list"],
+        &["realm", "list"],
+        &["keys", "list"],
+        &["token", "list"],
+        &["group", "list"],
+        &["registry-config"],
+        &[
+            "policy",
+            "explain",
+            "--anonymous",
+            "--scope",
+            "repository:x/y:pull",
+        ],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(BIN)
+            .args(args)
+            .envs(common::portcullis::env(op.dir.path(), op.port))
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let status = output.status;
+        assert!(
+            status.success() || status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {status}"
+        );
+        assert_eq!(stderr(&output), "", "{args:?}");
+    }
+}
+
+/// List columns line up whatever the names' lengths, and `policy explain` prints one line per
+/// scope and action.
+#[test]
+fn lists_and_explanations_are_laid_out() {
+    let op = Operator::new();
+    op.ok(&["user", "add", "bo", "--password-stdin"], "pw\n");
+    op.ok(
+        &[
+            "grant",
+            "add",
+            "--subject",
+            "any",
+            "--name",
+            "x/*",
+            "--actions",
+            "pull",
+        ],
+        "",
+    );
+    let column = |text: &str, header: &str, row_start: &str, cell: &str| {
+        let head = text.lines().next().unwrap().find(header).unwrap();
+        let row = text.lines().find(|l| l.starts_with(row_start)).unwrap();
+        assert_eq!(row.find(cell), Some(head), "{text}");
+    };
+    column(&op.ok(&["user", "list"], ""), "ROLE", "bo ", "user");
+    column(
+        &op.ok(&["realm", "list"], ""),
+        "TTL_SECS",
+        "default ",
+        "300",
+    );
+    column(&op.ok(&["keys", "list"], ""), "DIRECTORY", "default ", "/");
+    let explained = op.ok(
+        &[
+            "policy",
+            "explain",
+            "--anonymous",
+            "--scope",
+            "repository:x/y:pull,push",
+            "--scope",
+            "repository:alice/y:pull",
+        ],
+        "",
+    );
+    let lines: Vec<&str> = explained.lines().collect();
+    assert_eq!(lines.len(), 5, "{explained}");
+    assert!(
+        lines[0].starts_with("repository:x/y:pull,push: granted"),
+        "{explained}"
+    );
+    assert!(
+        lines[1].starts_with("  pull: granted by rule"),
+        "{explained}"
+    );
+    assert_eq!(lines[2], "  push: not granted: no rule allows it");
+    assert_eq!(lines[3], "repository:alice/y:pull: nothing granted");
+    assert_eq!(lines[4], "  pull: not granted: no rule allows it");
+    assert!(explained.ends_with('\n'), "{explained:?}");
+}
+
+/// A broken `key.pem` is explained in words, naming the file.
+#[test]
+fn broken_keys_are_explained_in_words() {
+    let op = Operator::new();
+    op.ok(&["keys", "list"], "");
+    let key = op.dir.path().join("keys/default/key.pem");
+    let rsa = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:1024",
+        ])
+        .output()
+        .unwrap();
+    assert!(rsa.status.success(), "{}", describe(&rsa));
+    let cases: [(&[u8], &str); 2] = [
+        (b"\0\0garbage\n", "it is not PEM"),
+        (&rsa.stdout, "it holds an RSA key"),
+    ];
+    for (content, reason) in cases {
+        std::fs::write(&key, content).unwrap();
+        let why = op.refused(&["keys", "list"], "");
+        let expected = format!(
+            "{} is not a PEM-encoded P-256 private key (PKCS#8): {reason}",
+            key.display()
+        );
+        assert!(why.contains(&expected), "{why}");
+        assert!(!why.contains("preamble") && !why.contains("OID"), "{why}");
+    }
 }
 
 /// JSON logs carry one audit event per decision, with the rule that decided it, and never the
@@ -936,6 +1270,44 @@ fn htpasswd_import() {
             serde_json::json!([{"type": "repository", "name": "alice/app", "actions": ["pull"]}])
         );
     }
+}
+
+/// bcrypt costs above the maximum are not imported (each check would stall the password threads
+/// for seconds to days): the line is reported with its user, the rest of the file is imported.
+#[test]
+fn htpasswd_import_refuses_costly_hashes() {
+    let op = Operator::new();
+    let line = |user: &str, cost: &str| {
+        let made = run_with_stdin("htpasswd", &["-nbB", "-C", "5", user, "pw"], "", &[]);
+        assert!(made.status.success(), "{}", describe(&made));
+        stdout(&made)
+            .trim()
+            .replacen("$2y$05$", &format!("$2y${cost}$"), 1)
+    };
+    let file = op.dir.path().join("users.htpasswd");
+    let text = [
+        line("alice", "05"),
+        line("slow", "31"),
+        line("edge", "15"),
+        line("top", "14"),
+    ];
+    std::fs::write(&file, text.join("\n") + "\n").unwrap();
+    let output = op.ok(&["import", "htpasswd", file.to_str().unwrap()], "");
+    assert!(output.contains("2 user(s) imported"), "{output}");
+    for (number, user, cost) in [(2, "slow", 31), (3, "edge", 15)] {
+        let expected = format!(
+            "not imported: line {number} (user \"{user}\"): bcrypt cost {cost} is above the maximum of 14"
+        );
+        assert!(output.contains(&expected), "{output}");
+    }
+    let users = op.ok(&["user", "list"], "");
+    assert!(
+        users.contains("alice ")
+            && users.contains("top ")
+            && !users.contains("slow")
+            && !users.contains("edge"),
+        "{users}"
+    );
 }
 
 /// A docker_auth configuration: users log in with their bcrypt passwords and the imported ACL

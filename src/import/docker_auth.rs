@@ -1682,6 +1682,26 @@ acl:
         );
     }
 
+    /// A user whose bcrypt cost is above the maximum is listed, not imported; the others are.
+    #[test]
+    fn a_too_costly_password_is_not_imported() {
+        let import = import(
+            "users:\n  \"fast\":\n    password: \"$2y$05$LO.vzwpWC5LZGqThvEfznu8qhb5SGqvBSWY1J3yZ4AxtMRZ3kN5jC\"\n  \
+             \"slow\":\n    password: \"$2y$31$LO.vzwpWC5LZGqThvEfznu8qhb5SGqvBSWY1J3yZ4AxtMRZ3kN5jC\"\n",
+        );
+        let names: Vec<&str> = import.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["fast"]);
+        let reasons = reasons(&import);
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert_eq!(reasons[0].0, "user \"slow\"");
+        assert!(
+            reasons[0]
+                .1
+                .starts_with("bcrypt cost 31 is above the maximum of 14"),
+            "{reasons:?}"
+        );
+    }
+
     #[test]
     fn an_entry_without_match_is_an_error() {
         let error = parse("acl:\n  - actions: [pull]\n").unwrap_err();

@@ -8,6 +8,7 @@ mod munged;
 mod access_tokens;
 mod changes;
 mod errors;
+mod imported_hashes;
 mod keys;
 mod lockout;
 mod munge;
