@@ -299,10 +299,40 @@ fn alice(server: &Server) -> String {
 /// 7–16 commands on SQLite.
 const COMMAND_ROUNDS: usize = 8;
 
+/// Whether another process holds a POSIX lock on some byte of `file` (`F_GETLK`, which takes
+/// none itself).
+fn locked_by_another_process(file: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(file).unwrap();
+    // SAFETY: flock is plain data; F_GETLK only writes into it.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: a valid descriptor and a valid flock.
+    let result = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) };
+    assert_eq!(result, 0, "{}", std::io::Error::last_os_error());
+    i32::from(lock.l_type) != libc::F_UNLCK
+}
+
+/// SQLite's sign to other processes that its shared memory (`<db>-shm`) is in use is a lock on it;
+/// a process that finds none re-initialises the file, and a server still mapping it dies of SIGBUS.
+fn assert_server_holds_shared_memory_locks(server: &Server, when: &str) {
+    let mut shm = server.database_path().into_os_string();
+    shm.push("-shm");
+    assert!(
+        locked_by_another_process(std::path::Path::new(&shm)),
+        "{when}: no process holds a lock on {shm:?}: the next process to open the database will \
+         re-initialise it under the server"
+    );
+}
+
 fn operator_commands_beside_a_loaded_server(engine: Engine) {
     let mut server = Server::start(engine, "");
     let token = alice(&server);
-    let load = Load::start(server.port, &token, 3);
+    if let Engine::Sqlite = engine {
+        assert_server_holds_shared_memory_locks(&server, "after start");
+    }
+    let load = Load::start(server.port, &token, 4);
     let started = Instant::now();
     for round in 0..COMMAND_ROUNDS {
         let (user, group) = (format!("user{round}"), format!("group{round}"));
@@ -380,6 +410,9 @@ fn operator_commands_beside_a_loaded_server(engine: Engine) {
         answered >= 100,
         "{engine:?}: only {answered} requests answered in {commands_took:?}"
     );
+    if let Engine::Sqlite = engine {
+        assert_server_holds_shared_memory_locks(&server, "after the commands");
+    }
     // What the commands wrote is in effect: the last user added can log in.
     let authorization = basic(&format!("user{}", COMMAND_ROUNDS - 1), "Pa55-word");
     let (status, _) = get(
