@@ -1,74 +1,79 @@
 //! Synchronous SQLite connections for the two statements on the request path: reading the change
 //! counters and recording a MUNGE credential's use. sqlx hands every SQLite statement to a worker
 //! thread and back, which costs ~80 µs of CPU (three signatures) per statement; here the statement
-//! runs on the calling thread in a few microseconds, and the counters are read only when the WAL
-//! index shows a commit since the last read ([`WalIndex`]) other than this module's own replay
-//! records. Uses of MUNGE credentials that arrive together are recorded by one commit (see
+//! runs on the calling thread in a few microseconds. The counters are read by every call, in a
+//! read transaction of its own (2–5 µs, two `fcntl` calls): SQLite's supported way to see other
+//! processes' commits, where anything cheaper would read its files behind its back. Neither
+//! statement ever waits on the calling thread for another process's lock: in WAL mode a read waits
+//! for no writer, and when SQLite answers busy anyway the caller reads through sqlx; uses of MUNGE
+//! credentials that find the write lock taken are handed to a thread that waits for it, for a
+//! bounded time. Uses that arrive together are recorded by one commit (see
 //! [`DirectSqlite::record_replay`] and [`gather`](super::gather)). Everything else goes through
 //! sqlx.
 
+use std::cell::Cell;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex, TryLockError};
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use super::changes::{Counters, READ_COUNTERS};
 use super::gather::{answer_each, Gathering, Waiting};
-use super::wal_index::{Header, WalIndex};
-use super::{lock, ReplayGathering, ReplayRecord, StoreError, BUSY_TIMEOUT_MS, RECORD_REPLAY};
+use super::{lock, ReplayGathering, ReplayRecord, StoreError, RECORD_REPLAY};
+
+/// A use of a MUNGE credential waiting for the commit that records it, and where its answer goes.
+type Use = Waiting<ReplayRecord, Result<bool, Arc<rusqlite::Error>>>;
 
 /// A reader and a writer connection to the server's SQLite file, shared by the request workers, so
-/// a replay record being written never holds up a look at the counters. Each holds its lock for
-/// microseconds; when both are needed, the writer's is taken first.
+/// a replay record being written never holds up a look at the counters. A request worker holds
+/// either lock for microseconds and takes the writer's only when it is free; the thread that waits
+/// for another process's write lock holds the writer's while it waits.
 pub struct DirectSqlite {
-    reader: Mutex<Reader>,
-    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    writer: Arc<Mutex<Connection>>,
     /// Uses of MUNGE credentials waiting for the commit that records them.
     waiting: ReplayGathering<rusqlite::Error>,
-    /// `None` when the database has no WAL index: then every call reads the counters.
-    wal_index: Option<WalIndex>,
+    /// Where uses that found the write lock taken go: to the thread that waits for it.
+    blocked: mpsc::Sender<Blocked>,
+    /// How long a use waits for another process's write lock before its request fails.
+    lock_wait: Duration,
 }
 
-struct Reader {
-    connection: Connection,
-    /// The counters read last, and the WAL-index header that showed no later commit.
-    last_read: Option<(Header, Counters)>,
+/// Uses that found the write lock taken, and when they stop waiting for it.
+struct Blocked {
+    uses: Vec<Use>,
+    give_up_at: Instant,
 }
 
 impl DirectSqlite {
-    /// Opens the existing database file (migrations have created it). WAL mode is a property of
-    /// the file; durability and the lock wait are per connection, so they are set here as on
-    /// sqlx's connections.
-    pub fn open(path: &Path) -> Result<DirectSqlite, rusqlite::Error> {
-        let wal_index = WalIndex::open(path);
-        if wal_index.is_none() {
-            tracing::warn!(database = %path.display(), "no WAL index: every request reads the change counters");
-        }
+    /// Opens the existing database file (migrations have created it) and starts the thread that
+    /// waits for the write lock when another process holds it, at most `lock_wait` per use. WAL
+    /// mode is a property of the file; durability is per connection, so it is set here as on sqlx's
+    /// connections. A statement that finds a lock taken fails at once with `SQLITE_BUSY`
+    /// ([`is_busy`]), except on the thread that waits for the write lock ([`retry_until_give_up`]).
+    pub fn open(path: &Path, lock_wait: Duration) -> Result<DirectSqlite, StoreError> {
+        let writer = connect(path)?;
+        writer.busy_handler(Some(retry_until_give_up))?;
+        let writer = Arc::new(Mutex::new(writer));
+        let (blocked, handed_off) = mpsc::channel();
+        let waiting_writer = writer.clone();
+        std::thread::Builder::new()
+            .name("sqlite-lock-wait".into())
+            .spawn(move || wait_for_lock(&waiting_writer, &handed_off))
+            .map_err(StoreError::Thread)?;
         Ok(DirectSqlite {
-            reader: Mutex::new(Reader {
-                connection: connect(path)?,
-                last_read: None,
-            }),
-            writer: Mutex::new(connect(path)?),
+            reader: Mutex::new(connect(path)?),
+            writer,
             waiting: Gathering::default(),
-            wal_index,
+            blocked,
+            lock_wait,
         })
     }
 
-    /// The change counters as committed now: those read last when the WAL index shows no commit
-    /// since, else read now.
+    /// The change counters as committed now.
     pub fn counters(&self) -> Result<Counters, rusqlite::Error> {
-        let mut reader = lock(&self.reader);
-        // Looked at before reading: a commit between the two shows at the next call.
-        let header = self.header();
-        if let (Some(now), Some((seen, counters))) = (header, reader.last_read) {
-            if now == seen {
-                return Ok(counters);
-            }
-        }
-        let counters = reader
-            .connection
+        lock(&self.reader)
             .prepare_cached(READ_COUNTERS)?
             .query_row([], |row| {
                 Ok(Counters {
@@ -76,16 +81,16 @@ impl DirectSqlite {
                     grants: row.get(1)?,
                     locks: row.get(2)?,
                 })
-            })?;
-        reader.last_read = header.map(|header| (header, counters));
-        Ok(counters)
+            })
     }
 
     /// Records a MUNGE credential's use; false when it was recorded before (a replay), including
     /// earlier in the same commit. Uses that arrive together share one commit, which costs about
     /// as much as a commit of one (the WAL frame of the same page, the same file locks). If the
     /// request of the use that gathers them is dropped meanwhile, the commit still happens (see
-    /// [`CommitWaiting`]).
+    /// [`CommitWaiting`]). While another process holds the write lock, the uses wait for it off the
+    /// request worker, and fail with `SQLITE_BUSY` after the `lock_wait` given to
+    /// [`DirectSqlite::open`].
     pub async fn record_replay(&self, record: ReplayRecord) -> Result<bool, StoreError> {
         let joined = self.waiting.join(record);
         if joined.first {
@@ -99,50 +104,31 @@ impl DirectSqlite {
         }
     }
 
-    /// Commits every waiting use in one transaction and answers each.
+    /// Commits every waiting use in one transaction and answers each, unless the write lock is
+    /// taken: then the uses go to the thread that waits for it.
     fn commit_waiting(&self) {
         let uses = self.waiting.take();
         if uses.is_empty() {
             return;
         }
-        let recorded = self.insert_uses(&uses);
-        answer_each(uses, recorded);
-    }
-
-    /// Inserts the uses in one transaction; for each, whether it was new. The replay table has no
-    /// trigger, so when this is the only commit since the counters were last read, they still
-    /// hold and the next request need not read them.
-    fn insert_uses(
-        &self,
-        uses: &[Waiting<ReplayRecord, Result<bool, Arc<rusqlite::Error>>>],
-    ) -> Result<Vec<bool>, rusqlite::Error> {
-        let mut writer = lock(&self.writer);
-        let before = self.header();
-        let transaction = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let recorded = {
-            let mut insert = transaction.prepare_cached(RECORD_REPLAY)?;
-            uses.iter()
-                .map(|waiting| {
-                    let use_ = &waiting.item;
-                    Ok(insert.execute((&use_.replay_key, use_.expires_at))? == 1)
-                })
-                .collect::<Result<Vec<_>, rusqlite::Error>>()?
+        let recorded = match self.writer.try_lock() {
+            Ok(mut writer) => insert_uses(&mut writer, &uses),
+            Err(TryLockError::Poisoned(poisoned)) => insert_uses(&mut poisoned.into_inner(), &uses),
+            // The waiting thread holds the connection while it waits for the lock.
+            Err(TryLockError::WouldBlock) => return self.hand_off(uses),
         };
-        transaction.commit()?;
-        let after = self.header();
-        let mut reader = lock(&self.reader);
-        if let (Some(before), Some(after), Some((seen, counters))) =
-            (before, after, reader.last_read)
-        {
-            if seen == before && before.one_commit_before(&after) {
-                reader.last_read = Some((after, counters));
-            }
+        match recorded {
+            Err(error) if is_busy(&error) => self.hand_off(uses),
+            recorded => answer_each(uses, recorded),
         }
-        Ok(recorded)
     }
 
-    fn header(&self) -> Option<Header> {
-        self.wal_index.as_ref().and_then(WalIndex::header)
+    /// Hands uses that found the write lock taken to the thread that waits for it. Were that
+    /// thread gone (it panicked), the uses would be dropped here, which answers each request with
+    /// [`StoreError::Unanswered`].
+    fn hand_off(&self, uses: Vec<Use>) {
+        let give_up_at = Instant::now() + self.lock_wait;
+        let _ = self.blocked.send(Blocked { uses, give_up_at });
     }
 }
 
@@ -157,30 +143,81 @@ impl Drop for CommitWaiting<'_> {
     }
 }
 
-/// How long a direct statement sleeps between two tries of a lock another writer holds. SQLite's
-/// own wait sleeps 1, 2, 5, … 100 ms, and here a request worker with all its connections sleeps:
-/// other writers hold the lock for well under a millisecond.
-const BUSY_RETRY_INTERVAL: Duration = Duration::from_micros(50);
+/// Whether a statement failed because another connection holds a lock it needs.
+pub fn is_busy(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+}
+
+/// The thread that records the uses handed to it: everything handed over by then in one commit,
+/// waiting for the write lock until the earliest of their give-up times, then answers each. It ends
+/// when the [`DirectSqlite`] that hands it uses is dropped.
+fn wait_for_lock(writer: &Mutex<Connection>, handed_off: &mpsc::Receiver<Blocked>) {
+    while let Ok(Blocked {
+        mut uses,
+        mut give_up_at,
+    }) = handed_off.recv()
+    {
+        for more in handed_off.try_iter() {
+            give_up_at = give_up_at.min(more.give_up_at);
+            uses.extend(more.uses);
+        }
+        GIVE_UP_AT.set(Some(give_up_at));
+        let recorded = insert_uses(&mut lock(writer), &uses);
+        GIVE_UP_AT.set(None);
+        answer_each(uses, recorded);
+    }
+}
+
+/// How long the thread that waits for the write lock sleeps between two tries. SQLite's own wait
+/// sleeps 1, 2, 5, … up to 100 ms between tries, and so loses the lock, again and again, to a
+/// writer that takes it again within microseconds of releasing it (seen in this module's tests).
+const LOCK_RETRY_INTERVAL: Duration = Duration::from_millis(1);
+
+thread_local! {
+    /// When the uses that the lock-wait thread is recording stop waiting; `None` on every other
+    /// thread. SQLite's busy handler is a plain function called on the thread that runs the
+    /// statement, so this is how it learns whether, and until when, to wait.
+    static GIVE_UP_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The writer's busy handler: on the lock-wait thread, sleep [`LOCK_RETRY_INTERVAL`] and try again
+/// until [`GIVE_UP_AT`]; on a request worker, give up at once.
+fn retry_until_give_up(_tries: i32) -> bool {
+    let waiting = GIVE_UP_AT
+        .get()
+        .is_some_and(|give_up_at| Instant::now() < give_up_at);
+    if waiting {
+        std::thread::sleep(LOCK_RETRY_INTERVAL);
+    }
+    waiting
+}
+
+/// Inserts the uses in one transaction; for each, whether it was new. A failed transaction is
+/// rolled back (when the `Transaction` is dropped), so the same uses can be tried again.
+fn insert_uses(writer: &mut Connection, uses: &[Use]) -> Result<Vec<bool>, rusqlite::Error> {
+    let transaction = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let recorded = {
+        let mut insert = transaction.prepare_cached(RECORD_REPLAY)?;
+        uses.iter()
+            .map(|waiting| {
+                let use_ = &waiting.item;
+                Ok(insert.execute((&use_.replay_key, use_.expires_at))? == 1)
+            })
+            .collect::<Result<Vec<_>, rusqlite::Error>>()?
+    };
+    transaction.commit()?;
+    Ok(recorded)
+}
 
 fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
     let connection = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    connection.busy_handler(Some(wait_briefly))?;
+    // rusqlite gives a new connection a busy timeout of its own.
+    connection.busy_handler(None)?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(connection)
-}
-
-/// SQLite's busy handler: sleep [`BUSY_RETRY_INTERVAL`] and try again, for at most
-/// [`BUSY_TIMEOUT_MS`] in all (counting the sleeps only, which is close enough).
-fn wait_briefly(tries: i32) -> bool {
-    let waited = BUSY_RETRY_INTERVAL * u32::try_from(tries).unwrap_or(u32::MAX);
-    if waited >= Duration::from_millis(BUSY_TIMEOUT_MS) {
-        return false;
-    }
-    std::thread::sleep(BUSY_RETRY_INTERVAL);
-    true
 }
 
 #[cfg(test)]
@@ -197,12 +234,13 @@ mod tests {
         INSERT INTO change_counters VALUES (1, 0, 0, 0);
         CREATE TABLE munge_replays (expires_at BIGINT, replay_key TEXT, PRIMARY KEY (expires_at, replay_key)) WITHOUT ROWID;";
 
+    /// How long uses wait for another process's write lock in these tests, unless one says otherwise.
+    const LOCK_WAIT: Duration = Duration::from_secs(5);
+
     /// Another writer, waiting for the lock as operator commands do.
     fn connect_new(path: &Path) -> Connection {
         let connection = Connection::open(path).unwrap();
-        connection
-            .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
-            .unwrap();
+        connection.busy_timeout(LOCK_WAIT).unwrap();
         connection
     }
 
@@ -212,8 +250,7 @@ mod tests {
         let path = dir.path().join("direct.db");
         let other = connect_new(&path);
         other.execute_batch(SCHEMA).unwrap();
-        let direct = Arc::new(DirectSqlite::open(&path).unwrap());
-        assert!(direct.wal_index.is_some());
+        let direct = Arc::new(DirectSqlite::open(&path, LOCK_WAIT).unwrap());
 
         let recorder = direct.clone();
         let replays = std::thread::spawn(move || {
@@ -248,27 +285,45 @@ mod tests {
         }
     }
 
-    /// A database with the two tables, opened directly, and another connection to it (which keeps
-    /// the WAL index in place, as the server's sqlx pool does).
-    fn open() -> (tempfile::TempDir, DirectSqlite, Connection) {
+    /// A database with the two tables, opened directly with `lock_wait`, and another connection
+    /// to it.
+    fn open_waiting(lock_wait: Duration) -> (tempfile::TempDir, DirectSqlite, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("direct.db");
         let other = connect_new(&path);
         other.execute_batch(SCHEMA).unwrap();
-        let direct = DirectSqlite::open(&path).unwrap();
+        let direct = DirectSqlite::open(&path, lock_wait).unwrap();
         (dir, direct, other)
+    }
+
+    fn open() -> (tempfile::TempDir, DirectSqlite, Connection) {
+        open_waiting(LOCK_WAIT)
+    }
+
+    /// Frames in the WAL since it was last emptied (`PRAGMA wal_checkpoint`'s second column).
+    fn wal_frames(connection: &Connection, mode: &str) -> i64 {
+        connection
+            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                row.get(1)
+            })
+            .unwrap()
     }
 
     #[tokio::test]
     async fn uses_that_arrive_together_share_one_commit_and_each_gets_its_own_answer() {
-        let (_dir, direct, _other) = open();
-        let before = direct.header().unwrap();
+        let (_dir, direct, other) = open();
+        // What a commit of one use writes to the WAL, each time from an empty WAL.
+        wal_frames(&other, "TRUNCATE");
+        assert!(direct.record_replay(record("0")).await.unwrap());
+        let one_commit = wal_frames(&other, "PASSIVE");
+        assert!(one_commit > 0);
+        wal_frames(&other, "TRUNCATE");
         // "a" twice in the same commit: the second is a replay of the first.
         let answers =
             join_all(["a", "b", "a", "c"].map(|key| direct.record_replay(record(key)))).await;
         let answers = answers.into_iter().map(Result::unwrap).collect::<Vec<_>>();
         assert_eq!(answers, [true, true, false, true]);
-        assert!(before.one_commit_before(&direct.header().unwrap()));
+        assert_eq!(wal_frames(&other, "PASSIVE"), one_commit, "one commit");
         assert!(!direct.record_replay(record("b")).await.unwrap());
     }
 
@@ -294,5 +349,100 @@ mod tests {
         other.execute_batch("DROP TABLE munge_replays").unwrap();
         let answers = join_all(["a", "b"].map(|key| direct.record_replay(record(key)))).await;
         assert!(answers.iter().all(Result::is_err), "{answers:?}");
+    }
+
+    /// Holds `statement`'s lock on another thread's connection for `hold`, from when this returns.
+    fn hold_lock(
+        path: &Path,
+        statement: &'static str,
+        hold: Duration,
+    ) -> std::thread::JoinHandle<()> {
+        let path = path.to_owned();
+        let (taken, locked) = mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let connection = Connection::open(path).unwrap();
+            connection.execute_batch(statement).unwrap();
+            taken.send(()).unwrap();
+            std::thread::sleep(hold);
+            connection.execute_batch("ROLLBACK").unwrap();
+        });
+        locked.recv().unwrap();
+        holder
+    }
+
+    #[tokio::test]
+    async fn uses_wait_for_another_writers_lock_without_holding_up_their_thread() {
+        let (dir, direct, _other) = open();
+        let hold = Duration::from_millis(1_500);
+        let holder = hold_lock(&dir.path().join("direct.db"), "BEGIN IMMEDIATE", hold);
+        let started = Instant::now();
+        let mut replay = Box::pin(direct.record_replay(record("during the lock")));
+        // The use waits for the lock while this thread goes on reading the counters.
+        let mut reads = 0;
+        let recorded = loop {
+            if let Some(recorded) = (&mut replay).now_or_never() {
+                break recorded;
+            }
+            let read = Instant::now();
+            direct.counters().unwrap();
+            assert!(read.elapsed() < Duration::from_millis(500), "a read waited");
+            reads += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(recorded.unwrap(), "recorded once the lock was free");
+        assert!(started.elapsed() >= hold - Duration::from_millis(100));
+        assert!(reads >= 10, "{reads} reads while the use waited");
+        holder.join().unwrap();
+        assert!(!direct
+            .record_replay(record("during the lock"))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn uses_give_up_after_the_bounded_wait() {
+        let lock_wait = Duration::from_millis(300);
+        let (dir, direct, _other) = open_waiting(lock_wait);
+        let holder = hold_lock(
+            &dir.path().join("direct.db"),
+            "BEGIN IMMEDIATE",
+            Duration::from_secs(3),
+        );
+        let started = Instant::now();
+        let answers = join_all(["a", "b"].map(|key| direct.record_replay(record(key)))).await;
+        let waited = started.elapsed();
+        for answer in answers {
+            match answer {
+                Err(StoreError::Sqlite(error)) => assert!(is_busy(&error), "{error}"),
+                other => panic!("not a busy error: {other:?}"),
+            }
+        }
+        assert!(
+            waited >= lock_wait && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        holder.join().unwrap();
+        assert!(
+            direct.record_replay(record("a")).await.unwrap(),
+            "not recorded before"
+        );
+    }
+
+    #[test]
+    fn a_read_that_finds_the_database_locked_fails_at_once() {
+        // Only without WAL does a writer lock readers out.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rollback.db");
+        connect_new(&path)
+            .execute_batch(&SCHEMA.replace("PRAGMA journal_mode = WAL;", ""))
+            .unwrap();
+        let direct = DirectSqlite::open(&path, LOCK_WAIT).unwrap();
+        let holder = hold_lock(&path, "BEGIN EXCLUSIVE", Duration::from_secs(2));
+        let started = Instant::now();
+        let error = direct.counters().unwrap_err();
+        assert!(is_busy(&error), "{error}");
+        assert!(started.elapsed() < Duration::from_millis(500));
+        holder.join().unwrap();
+        assert_eq!(direct.counters().unwrap(), Counters::default());
     }
 }

@@ -2,21 +2,20 @@
 //! sqlx's `Any` driver. Queries use `$N` placeholders, which both engines accept; each engine has its
 //! own migrations under `migrations/<engine>/`, embedded in the binary and run at start. The change
 //! counters ([`changes`]) tell servers when what they keep in memory is stale; on SQLite the two
-//! statements of the request path run on a synchronous connection ([`direct`]), which sees
-//! commits in the WAL index ([`wal_index`]) without a transaction. MUNGE credentials' uses that
-//! arrive together are recorded by one statement on either engine ([`gather`]).
+//! statements of the request path run on synchronous connections ([`direct`]) that never make a
+//! request worker wait for another process's lock. MUNGE credentials' uses that arrive together
+//! are recorded by one statement on either engine ([`gather`]).
 
 pub mod changes;
 mod direct;
 mod gather;
-mod wal_index;
 
 use std::collections::HashSet;
 use std::fmt::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
@@ -45,7 +44,9 @@ const SQLITE_PRAGMAS: [&str; 3] = [
     "PRAGMA foreign_keys = ON",
     "PRAGMA synchronous = NORMAL",
 ];
-/// How long a SQLite statement waits for another writer before failing with "database is locked".
+/// How long a SQLite statement waits for another writer before failing with "database is locked";
+/// on the request path, how long a MUNGE credential's use waits (off the request worker) before its
+/// request gets 503.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 
 /// Records a MUNGE credential's use unless it was recorded before.
@@ -87,6 +88,9 @@ pub enum StoreError {
     /// server is stopping.
     #[error("the statement recording a MUNGE credential's use did not finish")]
     Unanswered,
+    /// The thread that waits for SQLite's write lock off the request workers could not start.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -304,9 +308,10 @@ impl Store {
                 error,
             })?;
             SQLITE_MIGRATIONS.run(&pool).await?;
-            Engine::Sqlite(Arc::new(DirectSqlite::open(Path::new(sqlite_path(
-                &settings.url,
-            )))?))
+            Engine::Sqlite(Arc::new(DirectSqlite::open(
+                Path::new(sqlite_path(&settings.url)),
+                Duration::from_millis(BUSY_TIMEOUT_MS),
+            )?))
         } else {
             POSTGRES_MIGRATIONS.run(&pool).await?;
             Engine::Postgres {
@@ -330,11 +335,16 @@ impl Store {
         }
     }
 
-    /// The change counters: on SQLite as committed now; on PostgreSQL as last notified or polled
-    /// ([`Store::watch_changes`]), or read now when that is older than [`changes::FRESHNESS`].
+    /// The change counters: on SQLite as committed now (through sqlx, which waits off the request
+    /// worker, when the direct read finds the database locked); on PostgreSQL as last notified or
+    /// polled ([`Store::watch_changes`]), or read now when that is older than
+    /// [`changes::FRESHNESS`].
     pub async fn counters(&self) -> Result<Counters, StoreError> {
         match &self.engine {
-            Engine::Sqlite(direct) => Ok(direct.counters()?),
+            Engine::Sqlite(direct) => match direct.counters() {
+                Err(error) if direct::is_busy(&error) => self.read_counters().await,
+                counters => Ok(counters?),
+            },
             Engine::Postgres { feed, .. } => match feed.fresh() {
                 Some(counters) => Ok(counters),
                 None => self.read_counters().await,
