@@ -7,6 +7,7 @@ mod munged;
 
 mod access_tokens;
 mod changes;
+mod connections;
 mod errors;
 mod keys;
 mod munge;
