@@ -1011,3 +1011,29 @@ fn running_out_of_file_descriptors_neither_stops_nor_spins_the_server() {
         );
     }
 }
+
+/// A command against a database that does not answer fails after `database.acquire_timeout_ms`,
+/// saying once where the database is (without its password) and how long it tried.
+#[test]
+fn an_unreachable_database_is_named_once() {
+    let port = free_port();
+    let url = format!("postgres://app:s3cret@127.0.0.1:{port}/portcullis");
+    let started = std::time::Instant::now();
+    let output = run_with_stdin(
+        BIN,
+        &["user", "list"],
+        "",
+        &[("PORTCULLIS__DATABASE__URL", url.as_str())],
+    );
+    let took = started.elapsed();
+    let message = stderr(&output);
+    assert!(!output.status.success());
+    assert_eq!(
+        message.trim(),
+        format!(
+            "portcullis: opening the database (database.url): database \
+             postgres://app@127.0.0.1:{port}/portcullis is unreachable: no connection within 1000 ms"
+        )
+    );
+    assert!(took < Duration::from_secs(10), "failed after {took:?}");
+}

@@ -11,6 +11,7 @@ mod connections;
 mod errors;
 mod keys;
 mod munge;
+mod outage;
 mod policy;
 mod realms;
 mod refresh;
