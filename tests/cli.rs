@@ -1037,3 +1037,27 @@ fn an_unreachable_database_is_named_once() {
     );
     assert!(took < Duration::from_secs(10), "failed after {took:?}");
 }
+
+/// An error that shows its cause in its own message is printed without the cause again.
+#[test]
+fn a_database_error_is_printed_once() {
+    let base = std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
+        .expect("PORTCULLIS_TEST_POSTGRES_URL is set: run scripts/test.sh");
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{server}/no_such_database");
+    let output = run_with_stdin(
+        BIN,
+        &["user", "list"],
+        "",
+        &[("PORTCULLIS__DATABASE__URL", url.as_str())],
+    );
+    let message = stderr(&output);
+    assert!(!output.status.success());
+    assert_eq!(
+        message
+            .matches("\"no_such_database\" does not exist")
+            .count(),
+        1,
+        "{message}"
+    );
+}
