@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{spawn_app_at, TestApp};
+use portcullis::store::Role;
 
 /// Requests sent at once during the test.
 const LOADERS: usize = 4;
@@ -56,18 +57,28 @@ struct Answer {
     took: Duration,
 }
 
+/// The kinds of request the load mixes: anonymous, a user's right password (checked once, then
+/// cached), a wrong password (checked, counted towards a lock).
+const CREDENTIALS: [Option<(&str, &str)>; 3] =
+    [None, Some(("alice", "pw")), Some(("bob", "wrong"))];
+
 async fn anonymous_token(app: &TestApp) -> Answer {
+    token(app, None).await
+}
+
+async fn token(app: &TestApp, credentials: Option<(&str, &str)>) -> Answer {
     let started = Instant::now();
-    let response = app
+    let mut request = app
         .client
         .get(format!(
             "{}?service=registry&scope=repository:library/a:pull",
             app.token_url("default")
         ))
-        .timeout(NOTICE_BOUND)
-        .send()
-        .await
-        .expect("every request is answered");
+        .timeout(NOTICE_BOUND);
+    if let Some((user, password)) = credentials {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request.send().await.expect("every request is answered");
     Answer {
         status: response.status().as_u16(),
         retry_after: response.headers().contains_key("retry-after"),
@@ -110,17 +121,22 @@ async fn a_database_outage_gets_quick_503s_and_recovers() {
     };
     let url = cluster.pg("start");
     let app = spawn_app_at(tempfile::tempdir().unwrap(), url, |_| {}).await;
+    app.add_user("default", "alice", "pw", Role::User).await;
+    app.add_user("default", "bob", "right", Role::User).await;
     assert_eq!(anonymous_token(&app).await.status, 200);
 
     let answers = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let app = Arc::new(app);
     let loaders: Vec<_> = (0..LOADERS)
-        .map(|_| {
+        .map(|loader| {
             let (app, answers, stop) = (app.clone(), answers.clone(), stop.clone());
             tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let answer = anonymous_token(&app).await;
+                for credentials in CREDENTIALS.iter().cycle().skip(loader) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let answer = token(&app, *credentials).await;
                     answers.lock().unwrap().push(answer);
                 }
             })
@@ -150,8 +166,10 @@ async fn a_database_outage_gets_quick_503s_and_recovers() {
 
     let answers = answers.lock().unwrap();
     for answer in answers.iter() {
+        // 401 and 429 answer the wrong password.
         assert!(
-            answer.status == 200 || (answer.status == 503 && answer.retry_after),
+            matches!(answer.status, 200 | 401 | 429)
+                || (answer.status == 503 && answer.retry_after),
             "{answer:?}"
         );
         assert!(answer.took < ANSWER_BOUND, "{answer:?}");
