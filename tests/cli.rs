@@ -990,6 +990,7 @@ fn running_out_of_file_descriptors_neither_stops_nor_spins_the_server() {
         let before = cpu_time(server.pid());
         std::thread::sleep(WATCHED);
         let used = cpu_time(server.pid()) - before;
+        eprintln!("max_connections = {max_connections}: {used:?} of CPU in {WATCHED:?}");
         // Spinning on accept would use all of WATCHED.
         assert!(
             used < WATCHED / 3,
