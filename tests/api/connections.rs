@@ -168,3 +168,12 @@ async fn a_chunked_body_that_arrives_is_read() {
     .await;
     assert_eq!(status(&response), "401", "{response}");
 }
+
+#[tokio::test]
+async fn a_head_that_stops_is_cut_by_the_same_timeout() {
+    let app = app().await;
+    let (response, elapsed) = stalled_after(&app, "GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    assert_eq!(status(&response), "408", "{response}");
+    // actix-web's own default is 5 s.
+    assert!(elapsed < Duration::from_secs(4), "408 after {elapsed:?}");
+}
