@@ -5,7 +5,8 @@
 #                             start it on 127.0.0.1:<free port> and a unix socket
 #                             in DIR, wait until it accepts connections, and print
 #                             one line: postgres://postgres@127.0.0.1:PORT/postgres
-#                             (when it already runs, just print the URL again)
+#                             (when it already runs, just print the URL again;
+#                             restarted, it takes its former port when that is free)
 #   scripts/pg.sh stop DIR    stop it (fast shutdown); no-op when not running
 #
 # As root, the server runs as the `postgres` OS user, which must be able to
@@ -91,13 +92,15 @@ start() {
     fi
     [[ -f $data/PG_VERSION ]] || init_cluster
     local port
-    for port in $(seq 55432 55531); do
+    # A restarted cluster takes its former port again when it is free: its clients' URLs name it.
+    for port in $(cat "$dir/port" 2>/dev/null) $(seq 55432 55531); do
         port_in_use "$port" && continue
         if as_owner "$pg_bin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 30 \
             -o "-p $port" start >/dev/null 2>&1; then
             # pg_ctl -w already waited; confirm over TCP as the tests will connect.
             for _ in $(seq 1 100); do
                 if "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+                    echo "$port" >"$dir/port"
                     url_for_port "$port"
                     return
                 fi

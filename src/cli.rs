@@ -426,6 +426,23 @@ pub enum KeyFormat {
     Jwks,
 }
 
+/// An error and its causes on one line, `: `-separated, leaving out each cause whose text the line
+/// already ends with (an error that shows its source, as `database: {0}` does, would repeat it).
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Runs a command that needs no server; `serve` is handled by `main`.
 pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
     match command {

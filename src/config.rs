@@ -15,6 +15,10 @@ use crate::domain::RealmName;
 pub const ENV_PREFIX: &str = "PORTCULLIS__";
 /// Environment variable naming the config file when `--config` is absent.
 pub const CONFIG_FILE_ENV: &str = "PORTCULLIS_CONFIG";
+/// Longest `server.client_timeout_secs`: an hour is already far beyond any real client.
+const MAX_CLIENT_TIMEOUT_SECS: u64 = 3_600;
+/// Longest `database.acquire_timeout_ms`: ten minutes.
+const MAX_ACQUIRE_TIMEOUT_MS: u64 = 600_000;
 
 /// Everything the server and the operator commands read from configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -96,6 +100,12 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest accepted POST body in bytes.
     pub max_body_bytes: usize,
+    /// Seconds a client may take to send a request's head, and then as long again for its body;
+    /// slower clients get 408 and are disconnected.
+    pub client_timeout_secs: u64,
+    /// Open client connections, all workers together; further connections wait in the kernel's
+    /// queue. 0: as many as the open-file limit leaves room for.
+    pub max_connections: usize,
     /// Proxies whose `X-Forwarded-For` is believed for the client address (lockout, audit);
     /// from anyone else the socket's peer address is used.
     pub trusted_proxies: Vec<IpAddr>,
@@ -107,6 +117,9 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
+    /// Milliseconds a request (or a command) waits for a database connection before it is answered
+    /// 503 (or fails): how long a database outage can hold anything up.
+    pub acquire_timeout_ms: u64,
 }
 
 /// `[keys]`: where realm signing keys and certificates live (`<dir>/<realm>/`).
@@ -227,6 +240,8 @@ impl Default for ServerSettings {
             public_url: String::new(),
             workers: 0,
             max_body_bytes: 16 * 1024,
+            client_timeout_secs: 5,
+            max_connections: 0,
             trusted_proxies: Vec::new(),
         }
     }
@@ -237,7 +252,44 @@ impl Default for DatabaseSettings {
         DatabaseSettings {
             url: "sqlite://data/portcullis.db".into(),
             max_connections: 8,
+            acquire_timeout_ms: 1_000,
         }
+    }
+}
+
+impl DatabaseSettings {
+    /// The URL without its password (in the user information or a `password` parameter), for
+    /// messages.
+    pub fn url_without_password(&self) -> String {
+        let url = self.url.as_str();
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut shown = match base.split_once("://") {
+            // The user information ends at the last '@': a password may hold '@' or '/'.
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((user_info, host_and_path)) => {
+                    let user = user_info.split(':').next().unwrap_or_default();
+                    format!("{scheme}://{user}@{host_and_path}")
+                }
+                None => base.to_owned(),
+            },
+            None => base.to_owned(),
+        };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .filter(|pair| {
+                !pair
+                    .split('=')
+                    .next()
+                    .unwrap_or_default()
+                    .eq_ignore_ascii_case("password")
+            })
+            .collect();
+        if !kept.is_empty() {
+            shown.push('?');
+            shown.push_str(&kept.join("&"));
+        }
+        shown
     }
 }
 
@@ -315,6 +367,12 @@ impl Settings {
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
         }
+        if !(1..=MAX_CLIENT_TIMEOUT_SECS).contains(&self.server.client_timeout_secs) {
+            return invalid(
+                "server.client_timeout_secs",
+                &format!("must be 1 to {MAX_CLIENT_TIMEOUT_SECS}"),
+            );
+        }
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -324,6 +382,12 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1");
+        }
+        if !(1..=MAX_ACQUIRE_TIMEOUT_MS).contains(&self.database.acquire_timeout_ms) {
+            return invalid(
+                "database.acquire_timeout_ms",
+                &format!("must be 1 to {MAX_ACQUIRE_TIMEOUT_MS}"),
+            );
         }
         let p = &self.passwords;
         if argon2::Params::new(
@@ -521,10 +585,46 @@ mod tests {
                 .to_string();
             assert!(err.contains("absent.toml"), "{err}");
 
+            jail.create_file("slow.toml", "[database]\nacquire_timeout_ms = 600001\n")?;
+            let err = Settings::load(Some(Path::new("slow.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("database.acquire_timeout_ms"), "{err}");
+
+            jail.create_file("patient.toml", "[server]\nclient_timeout_secs = 0\n")?;
+            let err = Settings::load(Some(Path::new("patient.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("server.client_timeout_secs"), "{err}");
+
             jail.set_env("PORTCULLIS__DATABASE__URL", "mysql://x");
             let err = Settings::load(None).unwrap_err().to_string();
             assert!(err.contains("database.url"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn database_urls_are_shown_without_passwords() {
+        let shown = |url: &str| {
+            DatabaseSettings {
+                url: url.into(),
+                ..DatabaseSettings::default()
+            }
+            .url_without_password()
+        };
+        assert_eq!(
+            shown("postgres://app:s3cr:et@db.example.org:5432/portcullis"),
+            "postgres://app@db.example.org:5432/portcullis"
+        );
+        assert_eq!(
+            shown("postgresql://db/p?user=app&password=s3cret&sslmode=require"),
+            "postgresql://db/p?user=app&sslmode=require"
+        );
+        assert_eq!(shown("postgres://u:p@s/s@db/x"), "postgres://u@db/x");
+        assert_eq!(
+            shown("sqlite://data/portcullis.db"),
+            "sqlite://data/portcullis.db"
+        );
     }
 }

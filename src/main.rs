@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("portcullis: {e:#}");
+            eprintln!("portcullis: {}", cli::describe(&e));
             ExitCode::FAILURE
         }
     }

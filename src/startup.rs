@@ -12,11 +12,12 @@ use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing_actix_web::TracingLogger;
 
 use crate::authn::Authenticator;
 use crate::config::Settings;
+use crate::http::body::UnreadBody;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::munge_door::{DoorError, MungeDoors};
@@ -30,6 +31,10 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// The `route` label of requests that matched no route.
 const UNMATCHED_ROUTE: &str = "unmatched";
+/// File descriptors not given to client connections when `server.max_connections` is 0 (besides
+/// the database's connections): the listener, SQLite's files, key and policy files, logs, the
+/// change listener, munge key files.
+const RESERVED_FILE_DESCRIPTORS: usize = 64;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +114,7 @@ impl Application {
             verifier: verifier.clone(),
             metrics: metrics.clone(),
             max_body_bytes: settings.server.max_body_bytes,
+            client_timeout: Duration::from_secs(settings.server.client_timeout_secs),
             trusted_proxies: settings.server.trusted_proxies.clone(),
         });
 
@@ -116,6 +122,12 @@ impl Application {
         let mut server = HttpServer::new(move || {
             let series = Rc::new(state.metrics.http_series());
             App::new()
+                // Innermost, where every response body is still a `BoxBody`.
+                .wrap_fn(|mut request, service| {
+                    let unread = UnreadBody::take(&mut request);
+                    let answer = service.call(request);
+                    async move { Ok(UnreadBody::keep_until_sent(unread, answer.await?)) }
+                })
                 .wrap_fn(move |request, service| {
                     let started = Instant::now();
                     let series = series.clone();
@@ -138,9 +150,16 @@ impl Application {
                 .app_data(state.clone())
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
-        });
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
+        })
+        // Bounds the head; the token endpoint bounds the body by the same time (`http::body::read`).
+        .client_request_timeout(Duration::from_secs(settings.server.client_timeout_secs));
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        server = server.workers(workers);
+        if let Some(per_worker) = connections_per_worker(settings, workers) {
+            server = server.max_connections(per_worker);
         }
         let server = match tls {
             Some(config) => server.listen_rustls_0_23(listener, config),
@@ -169,6 +188,37 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Each worker's share of `server.max_connections`, or, when that is 0, of the open-file limit less
+/// [`RESERVED_FILE_DESCRIPTORS`] and the database's connections: at the limit the server stops
+/// accepting (clients wait in the kernel's queue) instead of failing to open anything else. `None`:
+/// no limit to respect (actix-web's own per-worker maximum applies).
+fn connections_per_worker(settings: &Settings, workers: usize) -> Option<usize> {
+    let total = match settings.server.max_connections {
+        0 => {
+            let open_files = open_file_limit()?;
+            let database = settings.database.max_connections as usize;
+            open_files.saturating_sub(RESERVED_FILE_DESCRIPTORS + database)
+        }
+        n => n,
+    };
+    Some((total / workers).max(1))
+}
+
+/// The soft limit on open files (`ulimit -n`), when there is one.
+fn open_file_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` to the valid pointer it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    usize::try_from(limit.rlim_cur).ok()
 }
 
 /// SIGHUP makes every realm re-read its policy file on its next request.

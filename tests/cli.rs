@@ -1534,3 +1534,117 @@ fn lockout_list_and_clear() {
     let listed = server.cli_ok(&["lockout", "list"], "");
     assert_eq!(listed.lines().count(), 1, "only the header: {listed}");
 }
+
+/// Clock ticks per second of `/proc/PID/stat` (USER_HZ, 100 on every Linux architecture we run).
+const CLOCK_TICKS_PER_SEC: u64 = 100;
+
+/// CPU time the process has used (user and system).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SEC)
+}
+
+/// With few file descriptors (`ulimit -n 128`), more idle connections than that neither stop the
+/// server nor make it spin, and once they are gone it answers again. With `server.max_connections`
+/// derived from the limit (0, the default) it stops accepting before running out of descriptors;
+/// with a larger explicit value, accepting fails with EMFILE and actix-server retries every half
+/// second.
+#[test]
+fn running_out_of_file_descriptors_neither_stops_nor_spins_the_server() {
+    // More than the descriptors, fewer than those and the listen queue (128) together: a connect
+    // beyond that waits for the server.
+    const HELD: usize = 150;
+    const WATCHED: Duration = Duration::from_secs(3);
+    for (max_connections, runs_out) in [(0, false), (10_000, true)] {
+        let server = Portcullis::start_in_shell(
+            &format!(
+                "[server]\nworkers = 1\nclient_timeout_secs = 60\nmax_connections = {max_connections}\n"
+            ),
+            "ulimit -n 128",
+        );
+        let held: Vec<std::net::TcpStream> = (0..HELD)
+            .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap())
+            .collect();
+        let before = cpu_time(server.pid());
+        std::thread::sleep(WATCHED);
+        let used = cpu_time(server.pid()) - before;
+        eprintln!("max_connections = {max_connections}: {used:?} of CPU in {WATCHED:?}");
+        // Spinning on accept would use all of WATCHED.
+        assert!(
+            used < WATCHED / 3,
+            "max_connections = {max_connections}: {used:?} of CPU in {WATCHED:?}"
+        );
+        assert_eq!(
+            server.logged("Too many open files"),
+            runs_out,
+            "max_connections = {max_connections}:\n{}",
+            server.log()
+        );
+        drop(held);
+        let codes = anonymous_requests(server.port, 3);
+        assert_eq!(
+            codes,
+            vec!["200"; 3],
+            "max_connections = {max_connections}:\n{}",
+            server.log()
+        );
+    }
+}
+
+/// A command against a database that does not answer fails after `database.acquire_timeout_ms`,
+/// saying once where the database is (without its password) and how long it tried.
+#[test]
+fn an_unreachable_database_is_named_once() {
+    let port = free_port();
+    let url = format!("postgres://app:s3cret@127.0.0.1:{port}/portcullis");
+    let started = std::time::Instant::now();
+    let output = run_with_stdin(
+        BIN,
+        &["user", "list"],
+        "",
+        &[("PORTCULLIS__DATABASE__URL", url.as_str())],
+    );
+    let took = started.elapsed();
+    let message = stderr(&output);
+    assert!(!output.status.success());
+    assert_eq!(
+        message.trim(),
+        format!(
+            "portcullis: opening the database (database.url): database \
+             postgres://app@127.0.0.1:{port}/portcullis is unreachable: no connection within 1000 ms"
+        )
+    );
+    assert!(took < Duration::from_secs(10), "failed after {took:?}");
+}
+
+/// An error that shows its cause in its own message is printed without the cause again.
+#[test]
+fn a_database_error_is_printed_once() {
+    let base = std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
+        .expect("PORTCULLIS_TEST_POSTGRES_URL is set: run scripts/test.sh");
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{server}/no_such_database");
+    let output = run_with_stdin(
+        BIN,
+        &["user", "list"],
+        "",
+        &[("PORTCULLIS__DATABASE__URL", url.as_str())],
+    );
+    let message = stderr(&output);
+    assert!(!output.status.success());
+    assert_eq!(
+        message
+            .matches("\"no_such_database\" does not exist")
+            .count(),
+        1,
+        "{message}"
+    );
+}

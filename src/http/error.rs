@@ -39,6 +39,9 @@ pub enum ApiError {
     InvalidCredentials { realm: String },
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive within this many seconds; the connection is closed.
+    #[error("request body not received within {0} s")]
+    RequestTimeout(u64),
     /// Too many failed attempts: retry after this many seconds.
     #[error("too many failed attempts; retry after {0} s")]
     TooManyRequests(i64),
@@ -67,9 +70,9 @@ impl ApiError {
         match self {
             ApiError::NotFound | ApiError::UnknownRealm => ("not_found", "NOT_FOUND"),
             ApiError::MethodNotAllowed => ("invalid_request", "UNSUPPORTED"),
-            ApiError::InvalidRequest(_) | ApiError::PayloadTooLarge(_) => {
-                ("invalid_request", "INVALID_REQUEST")
-            }
+            ApiError::InvalidRequest(_)
+            | ApiError::PayloadTooLarge(_)
+            | ApiError::RequestTimeout(_) => ("invalid_request", "INVALID_REQUEST"),
             ApiError::InvalidScope(_) => ("invalid_scope", "INVALID_SCOPE"),
             ApiError::UnsupportedGrantType(_) => ("unsupported_grant_type", "UNSUPPORTED"),
             ApiError::InvalidCredentials { .. } => ("invalid_grant", "UNAUTHORIZED"),
@@ -89,6 +92,7 @@ impl ResponseError for ApiError {
             | ApiError::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidCredentials { .. } => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -107,6 +111,10 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            // The rest of the body may still come: the connection cannot carry another request.
+            ApiError::PayloadTooLarge(_) | ApiError::RequestTimeout(_) => {
+                response.force_close();
             }
             ApiError::TooManyRequests(secs) => {
                 response.insert_header((header::RETRY_AFTER, secs.max(&1).to_string()));

@@ -1,16 +1,16 @@
 //! The HTTP surface: routes, thin handlers (parse, call the core, map the result) and the single
 //! error-to-response mapping in [`error`]. No business logic lives here.
 
+pub mod body;
 pub mod error;
 pub mod request;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
@@ -47,6 +47,8 @@ pub struct AppState {
     pub verifier: Verifier,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// How long a client may take to send a body (`server.client_timeout_secs`).
+    pub client_timeout: Duration,
     pub trusted_proxies: Vec<IpAddr>,
 }
 
@@ -104,7 +106,7 @@ async fn token_post(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let realm = find_realm(&state, &realm).await?;
-    let body = read_body(body, state.max_body_bytes).await?;
+    let body = body::read(&request, body, state.max_body_bytes, state.client_timeout).await?;
     let parsed = request::from_form(
         request.headers().get(header::CONTENT_TYPE),
         credential_headers(&request),
@@ -215,20 +217,6 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 async fn find_realm(state: &AppState, raw: &str) -> Result<Arc<Realm>, ApiError> {
     let name = RealmName::parse(raw).map_err(|_| ApiError::UnknownRealm)?;
     state.realms.get(&name).await?.ok_or(ApiError::UnknownRealm)
-}
-
-/// Reads a body of at most `limit` bytes, whether sent with Content-Length or chunked.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::InvalidRequest("unreadable request body".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 fn credential_headers(request: &HttpRequest) -> request::CredentialHeaders<'_> {

@@ -70,6 +70,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// No connection within `database.acquire_timeout_ms` at start (refused, or never answered).
+    #[error("database {url} is unreachable: no connection within {waited_ms} ms")]
+    Unreachable { url: String, waited_ms: u64 },
     #[error("{0} already exists")]
     Conflict(String),
     #[error("{0} not found")]
@@ -279,6 +282,7 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
@@ -293,7 +297,14 @@ impl Store {
                 })
             })
             .connect(&url)
-            .await?;
+            .await
+            .map_err(|error| match error {
+                sqlx::Error::PoolTimedOut => StoreError::Unreachable {
+                    url: settings.url_without_password(),
+                    waited_ms: settings.acquire_timeout_ms,
+                },
+                error => StoreError::Database(error),
+            })?;
         let engine = if let Some(lock_path) = migration_lock {
             // sqlx locks PostgreSQL migrations itself (an advisory lock) but not SQLite ones: two
             // processes starting on a new file (the server and an operator command) would both try

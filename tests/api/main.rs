@@ -7,11 +7,13 @@ mod munged;
 
 mod access_tokens;
 mod changes;
+mod connections;
 mod errors;
 mod imported_hashes;
 mod keys;
 mod lockout;
 mod munge;
+mod outage;
 mod policy;
 mod realms;
 mod refresh;

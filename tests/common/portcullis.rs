@@ -42,6 +42,11 @@ impl Portcullis {
 
     /// Starts the server with a configuration file of this text (besides the environment).
     pub fn start_with_config(config: &str) -> Portcullis {
+        Portcullis::start_in_shell(config, "")
+    }
+
+    /// Starts the server with this configuration after the shell commands `setup` (`ulimit -n 64`).
+    pub fn start_in_shell(config: &str, setup: &str) -> Portcullis {
         let dir = tempfile::Builder::new()
             .prefix("portcullis-server-")
             .tempdir()
@@ -49,9 +54,9 @@ impl Portcullis {
         let port = free_port();
         let config_file = dir.path().join("portcullis.toml");
         std::fs::write(&config_file, config).unwrap();
-        let mut command = Command::new(BIN);
+        let mut command = Command::new("sh");
         command
-            .arg("serve")
+            .args(["-c", &format!("{setup}\nexec \"$0\" serve"), BIN])
             .env("PORTCULLIS_CONFIG", &config_file)
             .envs(env(dir.path(), port))
             .current_dir(dir.path())
@@ -73,6 +78,11 @@ impl Portcullis {
             std::thread::sleep(Duration::from_millis(25));
         }
         server
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `http://127.0.0.1:PORT`
