@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{spawn_app_at, TestApp};
+use portcullis::config::Settings;
 use portcullis::store::Role;
 
 /// Requests sent at once during the test.
@@ -120,7 +121,10 @@ async fn a_database_outage_gets_quick_503s_and_recovers() {
         dir: base.path().join("pg"),
     };
     let url = cluster.pg("start");
-    let app = spawn_app_at(tempfile::tempdir().unwrap(), url, |_| {}).await;
+    let app = spawn_app_at(tempfile::tempdir().unwrap(), url, |settings| {
+        settings.database.acquire_timeout_ms = Settings::default().database.acquire_timeout_ms;
+    })
+    .await;
     app.add_user("default", "alice", "pw", Role::User).await;
     app.add_user("default", "bob", "right", Role::User).await;
     assert_eq!(anonymous_token(&app).await.status, 200);

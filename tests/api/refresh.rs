@@ -143,13 +143,13 @@ async fn revoked_by_password_change_disable_delete_and_command(app: TestApp) {
     let login = |password: &'static str| {
         let app = &app;
         async move {
-            let body: Value = app
-                .get_token(LOGIN, Some(("alice", password)))
-                .await
-                .json()
-                .await
-                .unwrap();
-            body["refresh_token"].as_str().unwrap().to_owned()
+            let response = app.get_token(LOGIN, Some(("alice", password))).await;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            body["refresh_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("login with {password:?}: {status} {body}"))
+                .to_owned()
         }
     };
     let token = login("new").await;
