@@ -14,7 +14,10 @@ use portcullis::telemetry;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     if !matches!(cli.command, Command::Serve) {
         die_quietly_on_sigpipe();
     }
@@ -40,6 +43,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints clap's message for a command line it refused, with the control characters of the
+/// operator's input escaped (clap quotes a refused value as typed, so an escape sequence in it would
+/// reach the terminal), and exits as clap would. Help and version go out as clap writes them.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        error.exit();
+    }
+    let message: String = error
+        .render()
+        .to_string()
+        .chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    eprint!("{message}");
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
 }
 
 /// Lets an operator command end like other Unix tools when the reader of its output goes away

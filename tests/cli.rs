@@ -496,7 +496,7 @@ impl Operator {
 #[test]
 fn realm_add_checks_everything_before_creating_anything() {
     let op = Operator::new();
-    let refusals: [(&[&str], &str); 5] = [
+    let refusals: [(&[&str], &str); 6] = [
         (
             &["--service", "s", "--token-ttl-secs", "18446744073709551615"],
             "60..=86400",
@@ -511,6 +511,7 @@ fn realm_add_checks_everything_before_creating_anything() {
             "invalid issuer",
         ),
         (&["--service", "a\x1b[31mb"], "invalid service"),
+        (&["--service", "a\x07b"], "invalid service"),
     ];
     for (args, expected) in refusals {
         for _ in 0..2 {
@@ -518,6 +519,10 @@ fn realm_add_checks_everything_before_creating_anything() {
             command.extend_from_slice(args);
             let why = op.refused(&command, "");
             assert!(why.contains(expected), "{args:?}: {why}");
+            assert!(
+                !why.chars().any(|c| c.is_control() && c != '\n'),
+                "the operator's control characters reach the terminal: {why:?}"
+            );
         }
     }
     for args in [
