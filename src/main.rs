@@ -9,7 +9,7 @@ use portcullis::telemetry;
 
 /// mimalloc instead of glibc's malloc, where glibc's malloc and free were ~6% of a token request's
 /// CPU: with whole-program LTO (Cargo.toml) an anonymous token took ~6% less CPU; either alone
-/// was within this host's noise. It keeps 8–26 MiB more resident (README, "Performance").
+/// was within this host's noise. It keeps 8–26 MiB more resident (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -477,7 +477,7 @@ fn a_kid_only_realm_pushes_and_pulls_through_registry_2_8() {
 
 /// Registry 3.x (distribution v3), when a `registry3` binary is on `PATH`: `x5c` tokens verify
 /// through `rootcertbundle` (alone or beside `jwks`), `kid`-only tokens through `jwks`. The two
-/// mismatches the README warns about are refused: 3.x never falls back from a present `x5c` to
+/// mismatches docs/registries.md warns about are refused: 3.x never falls back from a present `x5c` to
 /// `jwks`, and it keys `rootcertbundle` by RFC 7638 thumbprint, not by the libtrust `kid`.
 #[test]
 fn registry_3_verifies_x5c_through_rootcertbundle_and_kid_through_jwks() {

@@ -1,5 +1,5 @@
 //! Parses the two shapes of a token request — GET with query and HTTP Basic, and the OAuth2 POST
-//! form — into one [`TokenRequest`], enforcing the size limits. Protocol details: protocol.md §2-4.
+//! form — into one [`TokenRequest`], enforcing the size limits. What clients send: docs/clients.md.
 
 use std::borrow::Cow;
 
