@@ -6,6 +6,8 @@
 //! of the request path) or `postgres/` (the LISTEN/NOTIFY feed, the batched statements). Each
 //! engine has its own migrations under `migrations/<engine>/`, embedded in the binary and run at
 //! start. The change counters ([`changes`]) tell servers when what they keep in memory is stale.
+//! A stored value this code cannot read (an unknown role, kind or token header) is
+//! [`StoreError::Corrupt`], never a default.
 
 pub mod changes;
 mod gather;
@@ -73,6 +75,11 @@ impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> StoreError {
         StoreError::Sqlite(Arc::new(error))
     }
+}
+
+/// `owner`'s stored `column` holds a `value` this code does not know.
+fn unknown(owner: &str, column: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{owner}: unknown {column} {value:?}"))
 }
 
 /// Seconds since the Unix epoch.
@@ -150,4 +157,46 @@ impl Store {
 /// waiting uses is a plain list).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A store on a new SQLite file, with realm `test` and its person `alice`, for the aggregates'
+/// tests; the file's path, to change rows behind the store's back.
+#[cfg(test)]
+async fn test_store() -> (tempfile::TempDir, Store, std::path::PathBuf) {
+    use crate::domain::{RealmName, Username};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let settings = DatabaseSettings {
+        url: format!("sqlite://{}", path.display()),
+        ..DatabaseSettings::default()
+    };
+    let store = Store::connect(&settings).await.unwrap();
+    let realm = RealmName::parse("test").unwrap();
+    store
+        .create_realm(&RealmRecord {
+            name: realm.clone(),
+            services: vec!["registry".into()],
+            issuer: None,
+            token_ttl_secs: 300,
+            token_header: crate::token::TokenHeader::default(),
+        })
+        .await
+        .unwrap();
+    let alice = Username::parse("alice").unwrap();
+    store
+        .create_user(&realm, &alice, Some("hash"), Role::User)
+        .await
+        .unwrap();
+    (dir, store, path)
+}
+
+/// Runs `sql` on the file at `path` with its CHECK constraints off: how a row this code does not
+/// know (written by a newer version, or by hand) comes to be.
+#[cfg(test)]
+fn write_unchecked(path: &std::path::Path, sql: &str) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection
+        .execute_batch(&format!("PRAGMA ignore_check_constraints = ON; {sql}"))
+        .unwrap();
 }

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::users::{user_from_row, UserRecord};
-use super::{unix_now, Store, StoreError};
+use super::{unix_now, unknown, Store, StoreError};
 use crate::domain::{RealmName, Username};
 
 /// Granularity of a token's recorded last use.
@@ -26,6 +26,15 @@ impl TokenKind {
         match self {
             TokenKind::Refresh => "refresh",
             TokenKind::Access => "access",
+        }
+    }
+
+    /// The kind a stored name stands for; `None` for any other.
+    fn from_stored(name: &str) -> Option<TokenKind> {
+        match name {
+            "refresh" => Some(TokenKind::Refresh),
+            "access" => Some(TokenKind::Access),
+            _ => None,
         }
     }
 }
@@ -184,15 +193,14 @@ impl Store {
 }
 
 fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
+    let id: String = row.try_get("token_id")?;
     let kind: String = row.try_get("token_kind")?;
+    let kind = TokenKind::from_stored(&kind)
+        .ok_or_else(|| unknown(&format!("token {id}"), "kind", &kind))?;
     let username: String = row.try_get("username")?;
     Ok(TokenRecord {
-        id: row.try_get("token_id")?,
-        kind: if kind == "refresh" {
-            TokenKind::Refresh
-        } else {
-            TokenKind::Access
-        },
+        id,
+        kind,
         user_id: row.try_get("user_id")?,
         username: Username::parse(&username).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         name: row.try_get("name")?,
@@ -203,4 +211,41 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{test_store, write_unchecked};
+
+    #[tokio::test]
+    async fn a_stored_token_kind_this_code_does_not_know_is_corrupt_not_access() {
+        let (_dir, store, path) = test_store().await;
+        let realm = RealmName::parse("test").unwrap();
+        let alice = store
+            .find_user(&realm, &Username::parse("alice").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .insert_token(&NewToken {
+                id: "t1",
+                kind: TokenKind::Access,
+                user_id: alice.id,
+                secret_sha256: "digest",
+                name: Some("ci"),
+                client_id: None,
+                scopes: None,
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        write_unchecked(&path, "UPDATE tokens SET kind = 'session'");
+        match store.list_tokens(&realm, None).await {
+            Err(StoreError::Corrupt(message)) => {
+                assert_eq!(message, "token t1: unknown kind \"session\"")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

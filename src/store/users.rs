@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{unix_now, Store, StoreError};
+use super::{unix_now, unknown, Store, StoreError};
 use crate::domain::{RealmName, Username};
 
 /// Whether a change to a user also revokes their refresh tokens (password change, disable).
@@ -27,6 +27,15 @@ impl Role {
         match self {
             Role::User => "user",
             Role::Admin => "admin",
+        }
+    }
+
+    /// The role a stored name stands for; `None` for any other.
+    fn from_stored(name: &str) -> Option<Role> {
+        match name {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
         }
     }
 }
@@ -56,6 +65,15 @@ impl UserKind {
         match self {
             UserKind::Person => "person",
             UserKind::Robot => "robot",
+        }
+    }
+
+    /// The kind a stored name stands for; `None` for any other.
+    fn from_stored(name: &str) -> Option<UserKind> {
+        match name {
+            "person" => Some(UserKind::Person),
+            "robot" => Some(UserKind::Robot),
+            _ => None,
         }
     }
 }
@@ -264,23 +282,48 @@ pub(super) fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     let realm: String = row.try_get("realm")?;
     let username: String = row.try_get("username")?;
     let role: String = row.try_get("role")?;
+    let kind: String = row.try_get("kind")?;
     let corrupt = |e: crate::domain::NameError| StoreError::Corrupt(e.to_string());
     Ok(UserRecord {
         id: row.try_get("id")?,
         realm: RealmName::parse(&realm).map_err(corrupt)?,
         username: Username::parse(&username).map_err(corrupt)?,
         password_hash: row.try_get("password_hash")?,
-        role: if role == "admin" {
-            Role::Admin
-        } else {
-            Role::User
-        },
+        role: Role::from_stored(&role)
+            .ok_or_else(|| unknown(&format!("user {username} in realm {realm}"), "role", &role))?,
         disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
-        kind: if row.try_get::<String, _>("kind")? == "robot" {
-            UserKind::Robot
-        } else {
-            UserKind::Person
-        },
+        kind: UserKind::from_stored(&kind)
+            .ok_or_else(|| unknown(&format!("user {username} in realm {realm}"), "kind", &kind))?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{test_store, write_unchecked};
+
+    #[tokio::test]
+    async fn a_stored_role_or_kind_this_code_does_not_know_is_corrupt_not_a_default() {
+        let (_dir, store, path) = test_store().await;
+        let realm = RealmName::parse("test").unwrap();
+        let alice = Username::parse("alice").unwrap();
+        for (column, value) in [("role", "owner"), ("kind", "service")] {
+            write_unchecked(
+                &path,
+                &format!("UPDATE users SET role = 'user', kind = 'person'; UPDATE users SET {column} = '{value}'"),
+            );
+            match store.find_user(&realm, &alice).await {
+                Err(StoreError::Corrupt(message)) => assert_eq!(
+                    message,
+                    format!("user alice in realm test: unknown {column} \"{value}\"")
+                ),
+                other => panic!("{column} {value}: {other:?}"),
+            }
+            assert!(
+                matches!(store.list_users(&realm).await, Err(StoreError::Corrupt(_))),
+                "{column}"
+            );
+        }
+    }
 }
