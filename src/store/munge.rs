@@ -120,7 +120,8 @@ impl Store {
     }
 
     /// Records a credential's use; false when it was used before (a replay). Expired records are
-    /// purged every [`REPLAY_PURGE_INTERVAL_SECS`] on the way, as no replay of them can succeed.
+    /// purged every `REPLAY_PURGE_INTERVAL_SECS` (a minute) on the way, as no replay of them can
+    /// succeed.
     pub async fn record_munge_use(
         &self,
         replay_key: &str,
