@@ -8,7 +8,7 @@
 //! for no writer, and when SQLite answers busy anyway the caller reads through sqlx; uses of MUNGE
 //! credentials that find the write lock taken are handed to a thread that waits for it, for a
 //! bounded time. Uses that arrive together are recorded by one commit (see
-//! [`DirectSqlite::record_replay`] and [`gather`](super::gather)). Everything else goes through
+//! [`DirectSqlite::record_replay`] and [`gather`](crate::store::gather)). Everything else goes through
 //! sqlx.
 
 use std::cell::Cell;
@@ -18,9 +18,14 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-use super::changes::{Counters, READ_COUNTERS};
-use super::gather::{answer_each, Gathering, Waiting};
-use super::{lock, ReplayGathering, ReplayRecord, StoreError, RECORD_REPLAY};
+use crate::store::changes::{Counters, READ_COUNTERS};
+use crate::store::gather::{answer_each, Gathering, Waiting};
+use crate::store::munge::{ReplayGathering, ReplayRecord};
+use crate::store::{lock, StoreError};
+
+/// Records a MUNGE credential's use unless it was recorded before.
+const RECORD_REPLAY: &str =
+    "INSERT INTO munge_replays (replay_key, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
 /// A use of a MUNGE credential waiting for the commit that records it, and where its answer goes.
 type Use = Waiting<ReplayRecord, Result<bool, Arc<rusqlite::Error>>>;
