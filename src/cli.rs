@@ -9,19 +9,19 @@ use anyhow::{bail, Context};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::accounts::Account;
-use crate::authn::{address_subject, lockout_subject};
+use crate::auth::accounts::Account;
+use crate::auth::munge;
+use crate::auth::password::{Hasher, MAX_PASSWORD_LEN};
+use crate::auth::token::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
+use crate::auth::{address_subject, lockout_subject};
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::domain::{GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
 use crate::import;
 use crate::keys::RealmKeys;
-use crate::munge_door;
-use crate::password::{Hasher, MAX_PASSWORD_LEN};
-use crate::policies;
+use crate::policy::source;
 use crate::policy::{scope_limit, Subject};
 use crate::realm::{self, Realms, DEFAULT_REALM, MAX_TOKEN_TTL_SECS};
 use crate::scope;
-use crate::secret::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::startup::Application;
 use crate::store::{
     unix_now, GrantRecord, NewToken, RealmRecord, Role, Store, StoreError, TokenKind, UserKind,
@@ -761,7 +761,7 @@ async fn grant_command(settings: &Settings, command: GrantCommand) -> anyhow::Re
                 actions: rule.actions,
                 effect: rule.effect,
             };
-            let parsed = policies::grant_rule(&grant)?;
+            let parsed = source::grant_rule(&grant)?;
             let id = store.add_grant(&realm.realm, &grant).await?;
             println!("grant {id} added: {parsed}");
         }
@@ -771,7 +771,7 @@ async fn grant_command(settings: &Settings, command: GrantCommand) -> anyhow::Re
         }
         GrantCommand::List(realm) => {
             for grant in store.list_grants(&realm.realm).await? {
-                match policies::grant_rule(&grant) {
+                match source::grant_rule(&grant) {
                     Ok(rule) => println!("{:<6} {rule}", grant.id),
                     Err(e) => println!("{:<6} INVALID: {e}", grant.id),
                 }
@@ -784,7 +784,7 @@ async fn grant_command(settings: &Settings, command: GrantCommand) -> anyhow::Re
 async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Check { file } => {
-            let policy = policies::read_policy(&file)?;
+            let policy = source::read_policy(&file)?;
             println!("{}: {} rules, valid", file.display(), policy.rules().len());
         }
         PolicyCommand::Explain {
@@ -796,7 +796,7 @@ async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::
             let store = open_store(settings).await?;
             let realm = realm.realm;
             let file = settings.policy_files().remove(&realm);
-            let policy = policies::load(&store, file.as_deref(), &realm).await?;
+            let policy = source::load(&store, file.as_deref(), &realm).await?;
             let scopes = scope::parse_all(scopes.iter().map(String::as_str))?;
             let groups = match &user {
                 Some(name) => {
@@ -973,7 +973,7 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
             if !scopes.is_empty() {
                 scope_limit(&scopes)?;
             }
-            let minted = secret::mint(ACCESS_TOKEN_PREFIX)?;
+            let minted = token::mint(ACCESS_TOKEN_PREFIX)?;
             store
                 .insert_token(&NewToken {
                     id: &minted.id,
@@ -1094,7 +1094,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
     if text.starts_with(REFRESH_TOKEN_PREFIX) || text.starts_with(ACCESS_TOKEN_PREFIX) {
         bail!("a password may not start with {REFRESH_TOKEN_PREFIX} or {ACCESS_TOKEN_PREFIX}: those mark tokens");
     }
-    if munge_door::armored(text).is_some() {
+    if munge::armored(text).is_some() {
         bail!("a password may not start with \"MUNGE\": that marks a MUNGE credential, so it could never log in");
     }
     let len = text.len();

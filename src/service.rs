@@ -7,18 +7,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
 
-use crate::authn::{
+use crate::auth::token::{self, RandomError, REFRESH_TOKEN_PREFIX};
+use crate::auth::{
     Authenticator, AuthnError, Binding, Credentials, Method, Principal, User, SECS_PER_DAY,
 };
-use crate::authz::{self, Authorization};
 use crate::config::TokenSettings;
 use crate::domain::MAX_USERNAME_LEN;
 use crate::metrics::Metrics;
-use crate::policies::{Policies, PoliciesError};
+use crate::policy::authorize::{self, Authorization};
+use crate::policy::source::{Policies, PoliciesError};
 use crate::policy::RuleRef;
 use crate::realm::Realm;
 use crate::scope::Scope;
-use crate::secret::{self, RandomError, REFRESH_TOKEN_PREFIX};
 use crate::store::{unix_now, NewToken, Store, StoreError, TokenKind};
 use crate::token::{Claims, Jwt, ResourceActions, SignError};
 
@@ -146,7 +146,7 @@ impl TokenService {
                 return Err(e.into());
             }
         };
-        let Authorization { granted, rules } = authz::authorize(&policy, &principal, &scopes);
+        let Authorization { granted, rules } = authorize::authorize(&policy, &principal, &scopes);
         let (token, issued_at) = sign(realm, &service, &principal, &granted)?;
         let refresh_token = match (&principal.user, principal.method) {
             (Some(user), Method::Password) if offline => {
@@ -170,7 +170,7 @@ impl TokenService {
         user: &User,
         client_id: Option<&str>,
     ) -> Result<SecretString, IssueError> {
-        let minted = secret::mint(REFRESH_TOKEN_PREFIX)?;
+        let minted = token::mint(REFRESH_TOKEN_PREFIX)?;
         self.store
             .insert_token(&NewToken {
                 id: &minted.id,

@@ -7,9 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::authn::AuthnError;
+use crate::auth::password::PasswordError;
+use crate::auth::AuthnError;
 use crate::domain::RealmName;
-use crate::password::PasswordError;
 use crate::realm::RealmError;
 use crate::scope::ScopeError;
 use crate::service::IssueError;

@@ -15,9 +15,9 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use self::error::ApiError;
+use crate::auth::password::Verifier;
 use crate::domain::RealmName;
 use crate::metrics::Metrics;
-use crate::password::Verifier;
 use crate::realm::{Realm, Realms};
 use crate::service::{self, Issued, TokenRequest, TokenService};
 use crate::store::Store;

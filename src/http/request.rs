@@ -9,8 +9,8 @@ use base64::Engine;
 use secrecy::SecretString;
 
 use super::error::ApiError;
-use crate::authn::Credentials;
-use crate::munge_door;
+use crate::auth::munge;
+use crate::auth::Credentials;
 use crate::scope;
 use crate::service::TokenRequest;
 
@@ -199,7 +199,7 @@ impl CredentialHeaders<'_> {
         let credential = value
             .to_str()
             .ok()
-            .and_then(munge_door::armored)
+            .and_then(munge::armored)
             .ok_or_else(|| {
                 ApiError::InvalidRequest(
                     "malformed authentication header: expected a MUNGE credential".into(),

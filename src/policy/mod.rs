@@ -52,12 +52,14 @@
 //! `benches/policy.rs` measures decisions at 10,000 rules for 1,000 users.
 
 mod action;
+pub mod authorize;
 mod decision;
 mod file;
 mod index;
 mod limit;
 mod pattern;
 mod rule;
+pub mod source;
 mod subject;
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use crate::helpers::{claims, realm_name, TestApp};
 use crate::on_both_engines;
+use portcullis::auth::token::{mint, ACCESS_TOKEN_PREFIX};
 use portcullis::domain::Username;
-use portcullis::secret::{mint, ACCESS_TOKEN_PREFIX};
 use portcullis::store::{unix_now, NewToken, Role, TokenKind};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};

@@ -4,9 +4,9 @@
 //! do not, so they never empty the caches. On PostgreSQL a change still arrives within the documented bound
 //! when the server's notification connection is lost.
 
+use portcullis::auth::token::{mint, REFRESH_TOKEN_PREFIX};
 use portcullis::config::LockoutSettings;
 use portcullis::domain::Username;
-use portcullis::secret::{mint, REFRESH_TOKEN_PREFIX};
 use portcullis::store::changes::Counters;
 use portcullis::store::{unix_now, GrantRecord, NewToken, Role, TokenKind};
 use serde_json::{json, Value};

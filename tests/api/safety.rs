@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::{realm_name, spawn_app_with, Db, TestApp};
 use crate::on_both_engines;
-use portcullis::authn::lockout_subject;
+use portcullis::auth::lockout_subject;
+use portcullis::auth::password::Hasher;
+use portcullis::auth::token::{mint, ACCESS_TOKEN_PREFIX};
 use portcullis::config::LockoutSettings;
 use portcullis::domain::Username;
-use portcullis::password::Hasher;
-use portcullis::secret::{mint, ACCESS_TOKEN_PREFIX};
 use portcullis::store::{unix_now, NewToken, Role, TokenKind};
 use secrecy::{ExposeSecret, SecretString};
 

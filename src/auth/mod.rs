@@ -7,24 +7,30 @@
 //! [`Attempts`] of this process cap the password checks in flight per account and address and
 //! recognise a client's retry of a wrong password, which is refused again but not counted.
 
+pub mod accounts;
+pub mod lockout;
+pub mod munge;
+pub mod password;
+pub mod token;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::accounts::{Account, Accounts, TokenEntry};
+use crate::auth::accounts::{Account, Accounts, TokenEntry};
+use crate::auth::lockout::{checks_allowed, Admission, Attempts, Permit};
+use crate::auth::munge::{MungeDoors, Payload, RealmDoor};
+use crate::auth::password::{Claim, PasswordError, Verifier, MAX_PASSWORD_LEN};
+use crate::auth::token::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::config::{LockoutSettings, TokenSettings};
 use crate::domain::{RealmName, Username};
 use crate::import::BCRYPT_PREFIXES;
-use crate::lockout::{checks_allowed, Admission, Attempts, Permit};
 use crate::metrics::Metrics;
 use crate::munge::MungeError;
-use crate::munge_door::{self, MungeDoors, Payload, RealmDoor};
-use crate::password::{Claim, PasswordError, Verifier, MAX_PASSWORD_LEN};
 use crate::policy::Policy;
 use crate::realm::Realm;
 use crate::scope::{self, Scope};
-use crate::secret::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::store::changes::Counters;
 use crate::store::{unix_now, FailureRecord, Store, StoreError, TokenKind};
 
@@ -62,7 +68,7 @@ impl Credentials {
     /// Classifies a user name and secret (from Basic or the password grant): an empty user name or
     /// a secret shaped like one of our refresh tokens is a refresh token; anything else a password.
     pub fn from_user_and_secret(username: String, secret: SecretString) -> Credentials {
-        if let Some(credential) = munge_door::armored(secret.expose_secret()) {
+        if let Some(credential) = munge::armored(secret.expose_secret()) {
             Credentials::Munge {
                 credential: SecretString::from(credential),
             }
@@ -398,11 +404,11 @@ impl Authenticator {
             TokenKind::Refresh => (REFRESH_TOKEN_PREFIX, Method::RefreshToken),
             TokenKind::Access => (ACCESS_TOKEN_PREFIX, Method::AccessToken),
         };
-        if !secret::looks_like(secret.expose_secret(), prefix) {
+        if !token::looks_like(secret.expose_secret(), prefix) {
             return Err(AuthnError::Rejected("malformed token"));
         }
         let (realm, counters) = (&request.realm.name, request.counters);
-        let digest = secret::sha256_hex(secret);
+        let digest = token::sha256_hex(secret);
         let Some(mut token) = self.accounts.token(counters, realm, kind, &digest).await? else {
             return Err(AuthnError::Rejected("unknown token"));
         };

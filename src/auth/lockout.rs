@@ -13,8 +13,8 @@ use aws_lc_rs::rand::SystemRandom;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 
+use crate::auth::password::PasswordError;
 use crate::config::LockoutSettings;
-use crate::password::PasswordError;
 use crate::store::FailureRecord;
 
 /// Most wrong attempts remembered; a full map starts over, so an attacker cycling through

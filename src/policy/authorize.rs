@@ -2,7 +2,7 @@
 //! always a subset of what was asked, plus the rules that decided it for the audit log. Realm
 //! admins are members of the policy's admin group; an access token's scopes cap what it can get.
 
-use crate::authn::Principal;
+use crate::auth::Principal;
 use crate::policy::{Policy, RuleRef, Subject};
 use crate::scope::Scope;
 
@@ -56,7 +56,7 @@ pub fn authorize(policy: &Policy, principal: &Principal, requested: &[Scope]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authn::{Method, User};
+    use crate::auth::{Method, User};
     use crate::domain::Username;
     use crate::policy::ADMIN_GROUP;
     use crate::scope::parse_all;
