@@ -10,10 +10,10 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::accounts::Account;
+use crate::auth::lockout::{address_subject, lockout_subject};
 use crate::auth::munge;
 use crate::auth::password::{Hasher, MAX_PASSWORD_LEN};
-use crate::auth::token::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
-use crate::auth::{address_subject, lockout_subject};
+use crate::auth::token::{self, TokenSpec, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::domain::{GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
 use crate::import;
@@ -24,7 +24,7 @@ use crate::realm::{self, Realms, DEFAULT_REALM, MAX_TOKEN_TTL_SECS};
 use crate::scope;
 use crate::startup::Application;
 use crate::store::{
-    unix_now, GrantRecord, NewToken, RealmRecord, Role, Store, StoreError, TokenKind, UserKind,
+    unix_now, GrantRecord, RealmRecord, Role, Store, StoreError, TokenKind, UserKind,
 };
 use crate::token::{TokenHeader, DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
 
@@ -973,24 +973,23 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
             if !scopes.is_empty() {
                 scope_limit(&scopes)?;
             }
-            let minted = token::mint(ACCESS_TOKEN_PREFIX)?;
-            store
-                .insert_token(&NewToken {
-                    id: &minted.id,
+            let created = token::create(
+                &store,
+                &TokenSpec {
                     kind: TokenKind::Access,
                     user_id: owner.id,
-                    secret_sha256: &minted.sha256,
                     name: Some(name.as_str()),
                     client_id: None,
                     scopes: (!scopes.is_empty()).then_some(scopes.as_str()),
                     expires_at: expires.map(|secs| unix_now() + secs),
-                })
-                .await?;
+                },
+            )
+            .await?;
             eprintln!(
                 "access token {} ({name}) created for {user}; it is shown only now:",
-                minted.id
+                created.id
             );
-            println!("{}", minted.secret.expose_secret());
+            println!("{}", created.secret.expose_secret());
         }
         TokenCommand::Revoke {
             realm, id, user, ..

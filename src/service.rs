@@ -7,10 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
 
-use crate::auth::token::{self, RandomError, REFRESH_TOKEN_PREFIX};
-use crate::auth::{
-    Authenticator, AuthnError, Binding, Credentials, Method, Principal, User, SECS_PER_DAY,
-};
+use crate::auth::token::{self, CreateError, TokenSpec, SECS_PER_DAY};
+use crate::auth::{Authenticator, AuthnError, Binding, Credentials, Method, Principal, User};
 use crate::config::TokenSettings;
 use crate::domain::MAX_USERNAME_LEN;
 use crate::metrics::Metrics;
@@ -19,7 +17,7 @@ use crate::policy::source::{Policies, PoliciesError};
 use crate::policy::RuleRef;
 use crate::realm::Realm;
 use crate::scope::Scope;
-use crate::store::{unix_now, NewToken, Store, StoreError, TokenKind};
+use crate::store::{unix_now, Store, StoreError, TokenKind};
 use crate::token::{Claims, Jwt, ResourceActions, SignError};
 
 /// A parsed token request, whatever its HTTP shape.
@@ -56,7 +54,7 @@ pub enum IssueError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Random(#[from] RandomError),
+    Mint(#[from] CreateError),
     #[error(transparent)]
     Policy(#[from] PoliciesError),
 }
@@ -170,21 +168,20 @@ impl TokenService {
         user: &User,
         client_id: Option<&str>,
     ) -> Result<SecretString, IssueError> {
-        let minted = token::mint(REFRESH_TOKEN_PREFIX)?;
-        self.store
-            .insert_token(&NewToken {
-                id: &minted.id,
+        let created = token::create(
+            &self.store,
+            &TokenSpec {
                 kind: TokenKind::Refresh,
                 user_id: user.id,
-                secret_sha256: &minted.sha256,
                 name: None,
                 client_id,
                 scopes: None,
                 expires_at: Some(unix_now() + self.refresh_lifetime_secs),
-            })
-            .await?;
-        tracing::info!(target: "audit", event = "refresh_token_issued", user = %user.username, token_id = %minted.id);
-        Ok(minted.secret)
+            },
+        )
+        .await?;
+        tracing::info!(target: "audit", event = "refresh_token_issued", user = %user.username, token_id = %created.id);
+        Ok(created.secret)
     }
 }
 

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::auth::password::PasswordError;
-use crate::auth::AuthnError;
+use crate::auth::{AuthnError, MalformedCredentials};
 use crate::domain::RealmName;
 use crate::realm::RealmError;
 use crate::scope::ScopeError;
@@ -153,9 +153,15 @@ impl ApiError {
             IssueError::Authn(e) => unavailable(&e),
             IssueError::Sign(e) => unavailable(&e),
             IssueError::Store(e) => unavailable(&e),
-            IssueError::Random(e) => unavailable(&e),
+            IssueError::Mint(e) => unavailable(&e),
             IssueError::Policy(e) => unavailable(&e),
         }
+    }
+}
+
+impl From<MalformedCredentials> for ApiError {
+    fn from(error: MalformedCredentials) -> Self {
+        ApiError::InvalidRequest(error.to_string())
     }
 }
 

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use portcullis::auth::lockout::{address_subject, lockout_subject};
 use portcullis::auth::password::Hasher;
-use portcullis::auth::{address_subject, lockout_subject};
 use portcullis::config::Settings;
 use portcullis::domain::Username;
 use portcullis::store::changes::FRESHNESS;
