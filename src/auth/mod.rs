@@ -364,3 +364,60 @@ fn principal(account: &Account, method: Method, token_id: Option<String>) -> Pri
         platform: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user_pass: &str) -> Vec<u8> {
+        format!("Basic {}", STANDARD.encode(user_pass)).into_bytes()
+    }
+
+    #[test]
+    fn headers_become_credentials_by_the_shape_of_their_secret() {
+        let classify = |user_pass: &str| Credentials::from_authorization(&basic(user_pass));
+        let password = classify("alice:pa:ss").unwrap();
+        assert_eq!(password.method(), Method::Password);
+        assert_eq!(password.claimed_user(), "alice");
+        let refresh = format!("alice:{REFRESH_TOKEN_PREFIX}x");
+        assert_eq!(classify(&refresh).unwrap().method(), Method::RefreshToken);
+        assert_eq!(
+            classify(":anything").unwrap().method(),
+            Method::RefreshToken
+        );
+        let access = format!("alice:{ACCESS_TOKEN_PREFIX}x");
+        assert_eq!(classify(&access).unwrap().method(), Method::AccessToken);
+        assert_eq!(classify("x:MUNGEAwQ=").unwrap().method(), Method::Munge);
+        let bytes_literal = format!("Basic b'{}'", STANDARD.encode("alice:pw"));
+        let shifter = Credentials::from_authorization(bytes_literal.as_bytes()).unwrap();
+        assert_eq!(shifter.claimed_user(), "alice");
+        let munge = Credentials::from_munge_header(b" MUNGEAwQ= ").unwrap();
+        assert_eq!(munge.method(), Method::Munge);
+    }
+
+    #[test]
+    fn malformed_headers_say_what_is_wrong() {
+        let error = |value: &[u8]| Credentials::from_authorization(value).err().unwrap();
+        assert_eq!(
+            error("Basic é".as_bytes()).to_string(),
+            "malformed Authorization header: not ASCII"
+        );
+        assert_eq!(
+            error(b"Bearer abc").to_string(),
+            "malformed Authorization header: only the Basic scheme is accepted"
+        );
+        assert_eq!(
+            error(b"Basic bm9jb2xvbg==").to_string(),
+            "malformed Authorization header: credentials lack the ':' between user and password"
+        );
+        for munge in [&b"password"[..], "MUNGE:é:".as_bytes()] {
+            assert_eq!(
+                Credentials::from_munge_header(munge)
+                    .err()
+                    .unwrap()
+                    .to_string(),
+                "malformed authentication header: expected a MUNGE credential"
+            );
+        }
+    }
+}
