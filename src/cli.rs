@@ -9,22 +9,22 @@ use anyhow::{bail, Context};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::accounts::Account;
-use crate::authn::{address_subject, lockout_subject};
+use crate::auth::accounts::Account;
+use crate::auth::lockout::{address_subject, lockout_subject};
+use crate::auth::munge;
+use crate::auth::password::{Hasher, MAX_PASSWORD_LEN};
+use crate::auth::token::{self, TokenSpec, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::domain::{GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
 use crate::import;
 use crate::keys::RealmKeys;
-use crate::munge_door;
-use crate::password::{Hasher, MAX_PASSWORD_LEN};
-use crate::policies;
+use crate::policy::source;
 use crate::policy::{scope_limit, Subject};
 use crate::realm::{self, Realms, DEFAULT_REALM, MAX_TOKEN_TTL_SECS};
 use crate::scope;
-use crate::secret::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::startup::Application;
 use crate::store::{
-    unix_now, GrantRecord, NewToken, RealmRecord, Role, Store, StoreError, TokenKind, UserKind,
+    unix_now, GrantRecord, RealmRecord, Role, Store, StoreError, TokenKind, UserKind,
 };
 use crate::token::{TokenHeader, DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
 
@@ -761,7 +761,7 @@ async fn grant_command(settings: &Settings, command: GrantCommand) -> anyhow::Re
                 actions: rule.actions,
                 effect: rule.effect,
             };
-            let parsed = policies::grant_rule(&grant)?;
+            let parsed = source::grant_rule(&grant)?;
             let id = store.add_grant(&realm.realm, &grant).await?;
             println!("grant {id} added: {parsed}");
         }
@@ -771,7 +771,7 @@ async fn grant_command(settings: &Settings, command: GrantCommand) -> anyhow::Re
         }
         GrantCommand::List(realm) => {
             for grant in store.list_grants(&realm.realm).await? {
-                match policies::grant_rule(&grant) {
+                match source::grant_rule(&grant) {
                     Ok(rule) => println!("{:<6} {rule}", grant.id),
                     Err(e) => println!("{:<6} INVALID: {e}", grant.id),
                 }
@@ -784,7 +784,7 @@ async fn grant_command(settings: &Settings, command: GrantCommand) -> anyhow::Re
 async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Check { file } => {
-            let policy = policies::read_policy(&file)?;
+            let policy = source::read_policy(&file)?;
             println!("{}: {} rules, valid", file.display(), policy.rules().len());
         }
         PolicyCommand::Explain {
@@ -796,7 +796,7 @@ async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::
             let store = open_store(settings).await?;
             let realm = realm.realm;
             let file = settings.policy_files().remove(&realm);
-            let policy = policies::load(&store, file.as_deref(), &realm).await?;
+            let policy = source::load(&store, file.as_deref(), &realm).await?;
             let scopes = scope::parse_all(scopes.iter().map(String::as_str))?;
             let groups = match &user {
                 Some(name) => {
@@ -973,24 +973,23 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
             if !scopes.is_empty() {
                 scope_limit(&scopes)?;
             }
-            let minted = secret::mint(ACCESS_TOKEN_PREFIX)?;
-            store
-                .insert_token(&NewToken {
-                    id: &minted.id,
+            let created = token::create(
+                &store,
+                &TokenSpec {
                     kind: TokenKind::Access,
                     user_id: owner.id,
-                    secret_sha256: &minted.sha256,
                     name: Some(name.as_str()),
                     client_id: None,
                     scopes: (!scopes.is_empty()).then_some(scopes.as_str()),
                     expires_at: expires.map(|secs| unix_now() + secs),
-                })
-                .await?;
+                },
+            )
+            .await?;
             eprintln!(
                 "access token {} ({name}) created for {user}; it is shown only now:",
-                minted.id
+                created.id
             );
-            println!("{}", minted.secret.expose_secret());
+            println!("{}", created.secret.expose_secret());
         }
         TokenCommand::Revoke {
             realm, id, user, ..
@@ -1094,7 +1093,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
     if text.starts_with(REFRESH_TOKEN_PREFIX) || text.starts_with(ACCESS_TOKEN_PREFIX) {
         bail!("a password may not start with {REFRESH_TOKEN_PREFIX} or {ACCESS_TOKEN_PREFIX}: those mark tokens");
     }
-    if munge_door::armored(text).is_some() {
+    if munge::armored(text).is_some() {
         bail!("a password may not start with \"MUNGE\": that marks a MUNGE credential, so it could never log in");
     }
     let len = text.len();

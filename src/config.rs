@@ -196,19 +196,6 @@ impl Default for LockoutSettings {
     }
 }
 
-impl LockoutSettings {
-    /// When a subject with `failures` (threshold `threshold`) is locked until: 0 below the
-    /// threshold, then `base_lock_secs` doubling per failure, at most `max_lock_secs`.
-    pub fn lock_deadline(&self, failures: i64, threshold: u32, now: i64) -> i64 {
-        let over = failures - i64::from(threshold);
-        if over < 0 {
-            return 0;
-        }
-        let doubled = i64::from(self.base_lock_secs).saturating_mul(1_i64 << over.min(30));
-        now + doubled.min(i64::from(self.max_lock_secs))
-    }
-}
-
 /// `[log]`: `format = "human" | "json"`, `level` as an env-filter directive.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

@@ -1,25 +1,18 @@
 //! Portcullis: a Docker Registry v2 token service. Registries configured with `auth.token` send their
 //! clients here; we authenticate them, decide what they may do, and sign short-lived ES256 tokens.
 
-pub mod accounts;
-pub mod authn;
-pub mod authz;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
 pub mod import;
 pub mod keys;
-pub mod lockout;
 pub mod metrics;
 pub mod munge;
-pub mod munge_door;
-pub mod password;
-pub mod policies;
 pub mod policy;
 pub mod realm;
 pub mod scope;
-pub mod secret;
 pub mod service;
 pub mod startup;
 pub mod store;

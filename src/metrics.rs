@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::password::Verifier;
+use crate::auth::password::Verifier;
 
 /// Latency buckets: 100 µs doubling to about 3.3 s, for token requests and argon2 checks alike.
 const LATENCY_BUCKETS: (f64, f64, u16) = (0.000_1, 2.0, 16);

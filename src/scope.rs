@@ -1,5 +1,5 @@
 //! The registry scope grammar (`type[(class)]:name:action[,action]*`), parsed into a [`Scope`] that is
-//! valid by construction. It knows only the grammar; what a caller may do with a scope is `authz`'s job.
+//! valid by construction. It knows only the grammar; what a caller may do with a scope is `policy::authorize`'s job.
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -7,19 +7,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
 
-use crate::authn::{
-    Authenticator, AuthnError, Binding, Credentials, Method, Principal, User, SECS_PER_DAY,
-};
-use crate::authz::{self, Authorization};
+use crate::auth::token::{self, CreateError, TokenSpec, SECS_PER_DAY};
+use crate::auth::{Authenticator, AuthnError, Binding, Credentials, Method, Principal, User};
 use crate::config::TokenSettings;
 use crate::domain::MAX_USERNAME_LEN;
 use crate::metrics::Metrics;
-use crate::policies::{Policies, PoliciesError};
+use crate::policy::authorize::{self, Authorization};
+use crate::policy::source::{Policies, PoliciesError};
 use crate::policy::RuleRef;
 use crate::realm::Realm;
 use crate::scope::Scope;
-use crate::secret::{self, RandomError, REFRESH_TOKEN_PREFIX};
-use crate::store::{unix_now, NewToken, Store, StoreError, TokenKind};
+use crate::store::{unix_now, Store, StoreError, TokenKind};
 use crate::token::{Claims, Jwt, ResourceActions, SignError};
 
 /// A parsed token request, whatever its HTTP shape.
@@ -56,7 +54,7 @@ pub enum IssueError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Random(#[from] RandomError),
+    Mint(#[from] CreateError),
     #[error(transparent)]
     Policy(#[from] PoliciesError),
 }
@@ -146,7 +144,7 @@ impl TokenService {
                 return Err(e.into());
             }
         };
-        let Authorization { granted, rules } = authz::authorize(&policy, &principal, &scopes);
+        let Authorization { granted, rules } = authorize::authorize(&policy, &principal, &scopes);
         let (token, issued_at) = sign(realm, &service, &principal, &granted)?;
         let refresh_token = match (&principal.user, principal.method) {
             (Some(user), Method::Password) if offline => {
@@ -170,21 +168,20 @@ impl TokenService {
         user: &User,
         client_id: Option<&str>,
     ) -> Result<SecretString, IssueError> {
-        let minted = secret::mint(REFRESH_TOKEN_PREFIX)?;
-        self.store
-            .insert_token(&NewToken {
-                id: &minted.id,
+        let created = token::create(
+            &self.store,
+            &TokenSpec {
                 kind: TokenKind::Refresh,
                 user_id: user.id,
-                secret_sha256: &minted.sha256,
                 name: None,
                 client_id,
                 scopes: None,
                 expires_at: Some(unix_now() + self.refresh_lifetime_secs),
-            })
-            .await?;
-        tracing::info!(target: "audit", event = "refresh_token_issued", user = %user.username, token_id = %minted.id);
-        Ok(minted.secret)
+            },
+        )
+        .await?;
+        tracing::info!(target: "audit", event = "refresh_token_issued", user = %user.username, token_id = %created.id);
+        Ok(created.secret)
     }
 }
 

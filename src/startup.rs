@@ -15,14 +15,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::time::{Duration, Instant};
 use tracing_actix_web::TracingLogger;
 
-use crate::authn::Authenticator;
+use crate::auth::munge::{DoorError, MungeDoors};
+use crate::auth::password::{Hasher, PasswordError, Verifier};
+use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::http::body::UnreadBody;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::munge_door::{DoorError, MungeDoors};
-use crate::password::{Hasher, PasswordError, Verifier};
-use crate::policies::{Policies, PoliciesError};
+use crate::policy::source::{Policies, PoliciesError};
 use crate::realm::{self, Realm, RealmError, Realms};
 use crate::service::TokenService;
 use crate::store::{Store, StoreError};

@@ -7,9 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::authn::AuthnError;
+use crate::auth::password::PasswordError;
+use crate::auth::{AuthnError, MalformedCredentials};
 use crate::domain::RealmName;
-use crate::password::PasswordError;
 use crate::realm::RealmError;
 use crate::scope::ScopeError;
 use crate::service::IssueError;
@@ -153,9 +153,15 @@ impl ApiError {
             IssueError::Authn(e) => unavailable(&e),
             IssueError::Sign(e) => unavailable(&e),
             IssueError::Store(e) => unavailable(&e),
-            IssueError::Random(e) => unavailable(&e),
+            IssueError::Mint(e) => unavailable(&e),
             IssueError::Policy(e) => unavailable(&e),
         }
+    }
+}
+
+impl From<MalformedCredentials> for ApiError {
+    fn from(error: MalformedCredentials) -> Self {
+        ApiError::InvalidRequest(error.to_string())
     }
 }
 

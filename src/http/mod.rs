@@ -15,9 +15,10 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use self::error::ApiError;
+use crate::auth::munge::MUNGE_HEADER;
+use crate::auth::password::Verifier;
 use crate::domain::RealmName;
 use crate::metrics::Metrics;
-use crate::password::Verifier;
 use crate::realm::{Realm, Realms};
 use crate::service::{self, Issued, TokenRequest, TokenService};
 use crate::store::Store;
@@ -222,7 +223,7 @@ async fn find_realm(state: &AppState, raw: &str) -> Result<Arc<Realm>, ApiError>
 fn credential_headers(request: &HttpRequest) -> request::CredentialHeaders<'_> {
     request::CredentialHeaders {
         authorization: request.headers().get(header::AUTHORIZATION),
-        authentication: request.headers().get(request::MUNGE_HEADER),
+        authentication: request.headers().get(MUNGE_HEADER),
     }
 }
 

@@ -4,13 +4,10 @@
 use std::borrow::Cow;
 
 use actix_web::http::header::HeaderValue;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use secrecy::SecretString;
 
 use super::error::ApiError;
-use crate::authn::Credentials;
-use crate::munge_door;
+use crate::auth::Credentials;
 use crate::scope;
 use crate::service::TokenRequest;
 
@@ -107,7 +104,7 @@ pub fn from_query(
     let credentials = match (headers.munge()?, headers.authorization) {
         (Some(munge), _) => munge,
         (None, None) => Credentials::Anonymous,
-        (None, Some(value)) => basic_credentials(value)?,
+        (None, Some(value)) => Credentials::from_authorization(value.as_bytes())?,
     };
     let claimed = credentials.claimed_user();
     if account.is_some_and(|account| !claimed.is_empty() && account != claimed) {
@@ -193,60 +190,19 @@ pub struct CredentialHeaders<'a> {
 
 impl CredentialHeaders<'_> {
     fn munge(&self) -> Result<Option<Credentials>, ApiError> {
-        let Some(value) = self.authentication else {
-            return Ok(None);
-        };
-        let credential = value
-            .to_str()
-            .ok()
-            .and_then(munge_door::armored)
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(
-                    "malformed authentication header: expected a MUNGE credential".into(),
-                )
-            })?;
-        Ok(Some(Credentials::Munge {
-            credential: SecretString::from(credential),
-        }))
+        let credentials = self
+            .authentication
+            .map(|value| Credentials::from_munge_header(value.as_bytes()))
+            .transpose()?;
+        Ok(credentials)
     }
-}
-
-/// The header gateways carry MUNGE credentials in.
-pub const MUNGE_HEADER: &str = "authentication";
-
-/// `Basic base64(user:password)`; the password may contain colons, the user name may not. Also
-/// `Basic b'base64'`, the Python bytes literal Shifter's code writes.
-fn basic_credentials(value: &HeaderValue) -> Result<Credentials, ApiError> {
-    let malformed =
-        |what: &str| ApiError::InvalidRequest(format!("malformed Authorization header: {what}"));
-    let value = value.to_str().map_err(|_| malformed("not ASCII"))?;
-    let (scheme, encoded) = value
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| malformed("expected Basic credentials"))?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(malformed("only the Basic scheme is accepted"));
-    }
-    let encoded = encoded.trim();
-    let encoded = encoded
-        .strip_prefix("b'")
-        .and_then(|e| e.strip_suffix('\''))
-        .unwrap_or(encoded);
-    let decoded = STANDARD
-        .decode(encoded)
-        .map_err(|_| malformed("credentials are not base64"))?;
-    let decoded = String::from_utf8(decoded).map_err(|_| malformed("credentials are not UTF-8"))?;
-    let (username, password) = decoded
-        .split_once(':')
-        .ok_or_else(|| malformed("credentials lack the ':' between user and password"))?;
-    Ok(Credentials::from_user_and_secret(
-        username.to_owned(),
-        SecretString::from(password),
-    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+
     use super::*;
 
     fn basic(user_pass: &str) -> HeaderValue {

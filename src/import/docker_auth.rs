@@ -1199,7 +1199,7 @@ fn go_matches(pattern: &str, value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::verify_bcrypt;
+    use crate::auth::password::bcrypt::verify as verify_bcrypt;
     use crate::policy::{Policy, Subject};
     use crate::scope::Scope;
 

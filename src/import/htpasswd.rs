@@ -60,7 +60,7 @@ pub fn parse(text: &str) -> Import {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::verify_bcrypt;
+    use crate::auth::password::bcrypt::verify as verify_bcrypt;
 
     /// Made with `htpasswd -B` (cost 5), `-m`, `-s`, `-p` and `-d`, plus hand-made bad lines.
     const FILE: &str = include_str!("testdata/users.htpasswd");

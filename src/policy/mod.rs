@@ -1,6 +1,9 @@
-//! The authorization policy: rules that allow or deny actions on registry resources, compiled once
-//! per load, and the evaluator that decides each requested scope and says which rules decided it.
-//! It does not read or watch files, store grants, or know how a caller authenticated.
+//! Authorization: rules that allow or deny actions on registry resources, compiled once per load,
+//! and the evaluator that decides each requested scope and says which rules decided it. The engine
+//! in this file and its private modules is pure: it reads no files and stores nothing. At its
+//! edges, [`source`] loads each realm's policy (its file, then its database grants) and reloads it,
+//! and [`authorize`] turns an authenticated principal into a [`Subject`] (realm admins in
+//! [`ADMIN_GROUP`]) and decides a token request. How a caller authenticated is `crate::auth`'s.
 //!
 //! # Rules
 //!
@@ -36,8 +39,8 @@
 //! # Principals
 //!
 //! A [`Subject`] is an account name (absent for anonymous callers) and the account's groups.
-//! Administrators are nothing special here: the shipped [`DEFAULT_POLICY`] gives the group `admins`
-//! everything. `${account}` and `${group}` match nothing for a subject without an account or
+//! Administrators are nothing special to the engine: [`authorize`] puts realm admins in the group
+//! `admins`, and the shipped [`DEFAULT_POLICY`] gives that group everything. `${account}` and `${group}` match nothing for a subject without an account or
 //! groups. A subject listing the same group twice matches that group's rules once.
 //!
 //! # Speed
@@ -52,12 +55,14 @@
 //! `benches/policy.rs` measures decisions at 10,000 rules for 1,000 users.
 
 mod action;
+pub mod authorize;
 mod decision;
 mod file;
 mod index;
 mod limit;
 mod pattern;
 mod rule;
+pub mod source;
 mod subject;
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 
 use crate::helpers::{claims, realm_name, TestApp};
 use crate::on_both_engines;
+use portcullis::auth::token::{self, TokenSpec};
 use portcullis::domain::Username;
-use portcullis::secret::{mint, ACCESS_TOKEN_PREFIX};
-use portcullis::store::{unix_now, NewToken, Role, TokenKind};
+use portcullis::store::{unix_now, Role, TokenKind};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
@@ -29,22 +29,22 @@ async fn create(
         .await
         .unwrap()
         .unwrap();
-    let minted = mint(ACCESS_TOKEN_PREFIX).unwrap();
-    let name = format!("t{}", &minted.id[..6]);
-    app.store
-        .insert_token(&NewToken {
-            id: &minted.id,
-            kind: TokenKind::Access,
-            user_id: user.id,
-            secret_sha256: &minted.sha256,
-            name: Some(&name),
-            client_id: None,
-            scopes,
-            expires_at,
-        })
-        .await
-        .unwrap();
-    (minted.secret.expose_secret().to_owned(), minted.id)
+    // Token names are unique per user.
+    static CREATED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "t{}",
+        CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let spec = TokenSpec {
+        kind: TokenKind::Access,
+        user_id: user.id,
+        name: Some(&name),
+        client_id: None,
+        scopes,
+        expires_at,
+    };
+    let created = token::create(&app.store, &spec).await.unwrap();
+    (created.secret.expose_secret().to_owned(), created.id)
 }
 
 async fn access(app: &TestApp, scope: &str, basic: (&str, &str)) -> (u16, Value) {

@@ -4,11 +4,11 @@
 //! do not, so they never empty the caches. On PostgreSQL a change still arrives within the documented bound
 //! when the server's notification connection is lost.
 
+use portcullis::auth::token::{self, TokenSpec};
 use portcullis::config::LockoutSettings;
 use portcullis::domain::Username;
-use portcullis::secret::{mint, REFRESH_TOKEN_PREFIX};
 use portcullis::store::changes::Counters;
-use portcullis::store::{unix_now, GrantRecord, NewToken, Role, TokenKind};
+use portcullis::store::{unix_now, GrantRecord, Role, TokenKind};
 use serde_json::{json, Value};
 
 use crate::helpers::{claims, realm_name, spawn_app, Db, TestApp};
@@ -50,24 +50,21 @@ async fn counters_follow_every_write_a_request_depends_on(app: TestApp) {
     assert_eq!(added.await, ACCOUNTS, "user added");
     let user_id = store.find_user(&realm, &alice).await.unwrap().unwrap().id;
 
-    let minted = mint(REFRESH_TOKEN_PREFIX).unwrap();
-    let insert = async || {
-        store
-            .insert_token(&NewToken {
-                id: &minted.id,
-                kind: TokenKind::Refresh,
-                user_id,
-                secret_sha256: &minted.sha256,
-                name: None,
-                client_id: Some("docker"),
-                scopes: None,
-                expires_at: None,
-            })
-            .await
-            .unwrap()
+    let created = std::cell::OnceCell::new();
+    let create = async || {
+        let spec = TokenSpec {
+            kind: TokenKind::Refresh,
+            user_id,
+            name: None,
+            client_id: Some("docker"),
+            scopes: None,
+            expires_at: None,
+        };
+        let _ = created.set(token::create(store, &spec).await.unwrap());
     };
-    assert_eq!(moved(&app, insert).await, NONE, "a token minted");
-    let touch = async || store.touch_token(&minted.id, unix_now()).await.unwrap();
+    assert_eq!(moved(&app, create).await, NONE, "a token minted");
+    let created = created.into_inner().expect("created");
+    let touch = async || store.touch_token(&created.id, unix_now()).await.unwrap();
     assert_eq!(moved(&app, touch).await, NONE, "a token's use recorded");
     let replay = async || {
         assert!(store
@@ -76,7 +73,7 @@ async fn counters_follow_every_write_a_request_depends_on(app: TestApp) {
             .unwrap())
     };
     assert_eq!(moved(&app, replay).await, NONE, "a MUNGE replay recorded");
-    let revoke = async || store.revoke_token(&realm, &minted.id).await.unwrap();
+    let revoke = async || store.revoke_token(&realm, &created.id).await.unwrap();
     assert_eq!(moved(&app, revoke).await, ACCOUNTS, "a token revoked");
 
     let group = async || {

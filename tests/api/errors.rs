@@ -3,8 +3,8 @@
 
 use crate::helpers::{realm_name, TestApp};
 use crate::on_both_engines;
+use portcullis::auth::password::Hasher;
 use portcullis::domain::Username;
-use portcullis::password::Hasher;
 use portcullis::store::Role;
 use secrecy::SecretString;
 use serde_json::Value;

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use portcullis::auth::password::Hasher;
 use portcullis::config::Settings;
 use portcullis::domain::{RealmName, Username};
-use portcullis::password::Hasher;
 use portcullis::startup::Application;
 use portcullis::store::changes::FRESHNESS;
 use portcullis::store::{Role, Store};

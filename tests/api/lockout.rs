@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use portcullis::authn::{address_subject, lockout_subject};
+use portcullis::auth::lockout::{address_subject, lockout_subject};
+use portcullis::auth::password::Hasher;
 use portcullis::config::Settings;
 use portcullis::domain::Username;
-use portcullis::password::Hasher;
 use portcullis::store::changes::FRESHNESS;
 use portcullis::store::Role;
 use secrecy::SecretString;

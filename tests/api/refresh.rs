@@ -4,8 +4,8 @@
 
 use crate::helpers::{claims, realm_name, TestApp};
 use crate::on_both_engines;
+use portcullis::auth::password::Hasher;
 use portcullis::domain::Username;
-use portcullis::password::Hasher;
 use portcullis::store::Role;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -210,7 +210,7 @@ async fn only_the_digest_is_stored(app: TestApp) {
     assert_eq!(stored.len(), 1);
     assert_eq!(
         stored[0],
-        portcullis::secret::sha256_hex(&SecretString::from(token.clone()))
+        portcullis::auth::token::sha256_hex(&SecretString::from(token.clone()))
     );
     let everything = app
         .sql_text("SELECT id || ' ' || secret_sha256 || ' ' || COALESCE(client_id, '') FROM tokens")

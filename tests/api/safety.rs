@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::{realm_name, spawn_app_with, Db, TestApp};
 use crate::on_both_engines;
-use portcullis::authn::lockout_subject;
+use portcullis::auth::lockout::lockout_subject;
+use portcullis::auth::password::Hasher;
+use portcullis::auth::token::{self, TokenSpec};
 use portcullis::config::LockoutSettings;
 use portcullis::domain::Username;
-use portcullis::password::Hasher;
-use portcullis::secret::{mint, ACCESS_TOKEN_PREFIX};
-use portcullis::store::{unix_now, NewToken, Role, TokenKind};
+use portcullis::store::{unix_now, Role, TokenKind};
 use secrecy::{ExposeSecret, SecretString};
 
 on_both_engines!(
@@ -151,21 +151,16 @@ async fn a_password_flood_gets_quick_503s_and_tokens_are_still_served() {
         .await
         .unwrap()
         .unwrap();
-    let minted = mint(ACCESS_TOKEN_PREFIX).unwrap();
-    app.store
-        .insert_token(&NewToken {
-            id: &minted.id,
-            kind: TokenKind::Access,
-            user_id: user.id,
-            secret_sha256: &minted.sha256,
-            name: Some("ci"),
-            client_id: None,
-            scopes: None,
-            expires_at: None,
-        })
-        .await
-        .unwrap();
-    let token = minted.secret.expose_secret().to_owned();
+    let spec = TokenSpec {
+        kind: TokenKind::Access,
+        user_id: user.id,
+        name: Some("ci"),
+        client_id: None,
+        scopes: None,
+        expires_at: None,
+    };
+    let created = token::create(&app.store, &spec).await.unwrap();
+    let token = created.secret.expose_secret().to_owned();
 
     let started = Instant::now();
     let flood: Vec<_> = (0..300)

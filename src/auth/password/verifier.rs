@@ -1,36 +1,24 @@
-//! Password hashing (argon2id PHC strings) and verification on a fixed pool of dedicated threads, so
-//! memory-hard checks never stall the async workers, never run more than the configured number at
-//! once, and never hold more memory than one argon2 work area per thread. The threads run at a lower
-//! CPU priority than the request workers: a flood of password guesses slows other password checks,
-//! not the requests that carry tokens or cached credentials.
-//! A missing user is checked against a dummy hash of the same cost: same time, same answer.
-//! Imported bcrypt hashes are verified too (the caller replaces them with argon2id); one whose cost
-//! is above [`MAX_BCRYPT_COST`] is never computed: it is checked like a missing user and never
-//! matches.
+//! argon2id hashing, and verification of stored hashes (argon2id, or imported bcrypt) off the
+//! async workers, on the password threads: never more than the configured number at once, and
+//! never more memory than one argon2 work area per thread. A missing user is checked against a
+//! dummy hash of the same cost: same time, same answer. An imported bcrypt hash whose cost is above
+//! [`MAX_COST`] is never computed: it is checked like a missing user and never matches.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use aws_lc_rs::hmac;
-use aws_lc_rs::rand::SystemRandom;
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use tokio::sync::oneshot;
 
+use super::bcrypt::{self, MAX_COST};
+use super::cache::VerifiedCache;
+use super::pool::Pool;
 use crate::config::PasswordSettings;
-use crate::import::{bcrypt_cost_above_max, verify_bcrypt, BCRYPT_PREFIXES, MAX_BCRYPT_COST};
-
-/// Longest password accepted; longer input is refused before any hashing.
-pub const MAX_PASSWORD_LEN: usize = 1024;
 
 /// Hashing or verification could not run.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +109,7 @@ impl Verifier {
     /// by time. A match is remembered for `claim`; the same claim against the same stored hash
     /// skips argon2 until the entry expires (a password change replaces the stored hash, so it
     /// invalidates the entry on every instance at once). A bcrypt hash of a cost above
-    /// [`MAX_BCRYPT_COST`] is treated as no hash: the dummy is checked and the answer is false.
+    /// [`MAX_COST`] is treated as no hash: the dummy is checked and the answer is false.
     pub async fn verify(
         &self,
         claim: &Claim<'_>,
@@ -156,7 +144,7 @@ impl Verifier {
 
     /// Whether `phc` is a bcrypt hash too costly to check; logged once per account.
     fn too_costly(&self, claim: &Claim<'_>, phc: &str) -> bool {
-        let Some(cost) = bcrypt_cost_above_max(phc) else {
+        let Some(cost) = bcrypt::cost_above_max(phc) else {
             return false;
         };
         let account = (claim.realm.to_owned(), claim.username.to_owned());
@@ -170,7 +158,7 @@ impl Verifier {
                 realm = claim.realm,
                 user = claim.username,
                 cost,
-                "stored bcrypt hash has cost {cost}, above the maximum of {MAX_BCRYPT_COST}: \
+                "stored bcrypt hash has cost {cost}, above the maximum of {MAX_COST}: \
                  it never matches; set a new password with `portcullis user passwd`"
             );
         }
@@ -185,211 +173,19 @@ impl Verifier {
 
     /// Password checks waiting for a thread now.
     pub fn queue_depth(&self) -> usize {
-        self.pool.queued.load(Ordering::Relaxed)
+        self.pool.queued()
     }
 
     /// The verified-credential cache's hit and miss counts.
     pub fn cache_stats(&self) -> (u64, u64) {
-        (
-            self.cache.hits.load(Ordering::Relaxed),
-            self.cache.misses.load(Ordering::Relaxed),
-        )
-    }
-}
-
-/// How much lower than the request workers the password threads run (Linux `nice`: 0 is normal, 19
-/// the lowest). At +10 a busy password thread gets about a tenth of a CPU that a request worker
-/// wants, and all of it when the workers are idle.
-const PASSWORD_THREAD_NICE: i32 = 10;
-
-/// A unit of work for a password thread; it reports its own result.
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The password threads and their queue. Admission is counted here, so the queue itself can be an
-/// unbounded channel: no more than `threads + max_waiting` jobs are ever in it or running.
-struct Pool {
-    jobs: mpsc::Sender<Job>,
-    capacity: usize,
-    admitted: Arc<AtomicUsize>,
-    queued: Arc<AtomicUsize>,
-}
-
-impl Pool {
-    /// Starts `threads` (at least one) password threads; they stop when the pool is dropped.
-    fn start(threads: usize, max_waiting: usize) -> Result<Pool, PasswordError> {
-        let threads = threads.max(1);
-        let (sender, receiver) = mpsc::channel::<Job>();
-        let receiver = Arc::new(Mutex::new(receiver));
-        let queued = Arc::new(AtomicUsize::new(0));
-        for index in 0..threads {
-            let receiver = Arc::clone(&receiver);
-            let queued = Arc::clone(&queued);
-            std::thread::Builder::new()
-                .name(format!("password-{index}"))
-                .spawn(move || {
-                    lower_priority();
-                    loop {
-                        let next = receiver.lock().expect("password queue lock").recv();
-                        let Ok(job) = next else { return };
-                        queued.fetch_sub(1, Ordering::SeqCst);
-                        if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
-                            tracing::error!("a password check panicked; its request got 503");
-                        }
-                    }
-                })
-                .map_err(|e| PasswordError::Hash(format!("cannot start a password thread: {e}")))?;
-        }
-        Ok(Pool {
-            jobs: sender,
-            capacity: threads + max_waiting,
-            admitted: Arc::new(AtomicUsize::new(0)),
-            queued,
-        })
-    }
-
-    /// Runs `work` on a password thread; refuses at once when every thread is busy and the queue is
-    /// full. Work whose caller has gone away (the client hung up) by the time a thread is free is
-    /// skipped; work that panics answers [`PasswordError::Unfinished`] and the thread goes on.
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PasswordError> {
-        let admission = Admission::enter(&self.admitted, self.capacity)?;
-        let (reply, result) = oneshot::channel();
-        let span = tracing::Span::current();
-        let job: Job = Box::new(move || {
-            let _admission = admission;
-            if !reply.is_closed() {
-                let _ = reply.send(span.in_scope(work));
-            }
-        });
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        let sent = self.jobs.send(job);
-        if sent.is_err() {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(PasswordError::PoolClosed);
-        }
-        result.await.map_err(|_| PasswordError::Unfinished)
-    }
-}
-
-/// One admitted job; leaving (finished, skipped or never sent) frees its place.
-struct Admission(Arc<AtomicUsize>);
-
-impl Admission {
-    fn enter(admitted: &Arc<AtomicUsize>, capacity: usize) -> Result<Admission, PasswordError> {
-        admitted
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < capacity).then_some(n + 1)
-            })
-            .map_err(|_| PasswordError::Overloaded)?;
-        Ok(Admission(Arc::clone(admitted)))
-    }
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Lowers the calling thread's CPU priority by [`PASSWORD_THREAD_NICE`]. On Linux `setpriority` with
-/// `who = 0` applies to the calling thread alone (elsewhere it would lower the whole process, so it
-/// is not called). Failing to lower it only costs fairness.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: setpriority takes plain integers and touches no memory of ours.
-        let status = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, PASSWORD_THREAD_NICE) };
-        if status != 0 {
-            tracing::debug!("could not lower the password thread's priority");
-        }
-    }
-}
-
-/// Most entries the verified-credential cache keeps; past that, expired ones are dropped and, if
-/// it is still full, everything.
-const CACHE_MAX_ENTRIES: usize = 100_000;
-
-/// HMAC-SHA256 of (realm, user, password) under the process's cache key.
-type CacheKey = [u8; 32];
-
-/// (realm, user, password) → the stored hash it matched, until a deadline. Keyed by an HMAC under a
-/// per-process random key, so neither the password nor a plain hash of it is ever held.
-struct VerifiedCache {
-    key: hmac::Key,
-    ttl: Duration,
-    entries: Mutex<HashMap<CacheKey, (Arc<str>, Instant)>>,
-    hits: AtomicU64,
-    misses: AtomicU64,
-}
-
-impl VerifiedCache {
-    fn new(ttl: Duration) -> Result<VerifiedCache, PasswordError> {
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
-            .map_err(|_| PasswordError::Hash("the system random source failed".into()))?;
-        Ok(VerifiedCache {
-            key,
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        })
-    }
-
-    fn key(&self, claim: &Claim<'_>, password: &SecretString) -> CacheKey {
-        let mut context = hmac::Context::with_key(&self.key);
-        for part in [
-            claim.realm.as_bytes(),
-            claim.username.as_bytes(),
-            password.expose_secret().as_bytes(),
-        ] {
-            context.update(&(part.len() as u64).to_be_bytes());
-            context.update(part);
-        }
-        let mut key = [0u8; 32];
-        key.copy_from_slice(context.sign().as_ref());
-        key
-    }
-
-    fn holds(&self, key: &CacheKey, phc: &str) -> bool {
-        if self.ttl.is_zero() {
-            return false;
-        }
-        let hit = self.peek(key, phc);
-        let counter = if hit { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
-        hit
-    }
-
-    /// Whether the entry for `key` is live and for `phc`, without counting.
-    fn peek(&self, key: &CacheKey, phc: &str) -> bool {
-        let entries = self.entries.lock().expect("credential cache lock");
-        entries
-            .get(key)
-            .is_some_and(|(stored, until)| **stored == *phc && *until > Instant::now())
-    }
-
-    fn insert(&self, key: CacheKey, phc: &str) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let now = Instant::now();
-        let mut entries = self.entries.lock().expect("credential cache lock");
-        if entries.len() >= CACHE_MAX_ENTRIES {
-            entries.retain(|_, (_, until)| *until > now);
-            if entries.len() >= CACHE_MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(key, (phc.into(), now + self.ttl));
+        self.cache.stats()
     }
 }
 
 /// Checks a PHC string; an unparsable hash never matches.
 fn verify_phc(phc: &str, password: &SecretString) -> bool {
-    if BCRYPT_PREFIXES.iter().any(|prefix| phc.starts_with(prefix)) {
-        return verify_bcrypt(phc, password.expose_secret());
+    if bcrypt::is_bcrypt(phc) {
+        return bcrypt::verify(phc, password.expose_secret());
     }
     let verdict = PasswordHash::new(phc)
         .ok()
@@ -435,6 +231,10 @@ fn verify_argon2(parsed: &PasswordHash<'_>, password: &[u8]) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::oneshot;
+
     use super::*;
 
     fn cheap() -> PasswordSettings {
@@ -591,30 +391,12 @@ mod tests {
         assert_eq!(ran.load(Ordering::SeqCst), 0);
     }
 
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn password_threads_run_below_the_request_workers() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let verifier = Verifier::new(Hasher::new(&cheap()).unwrap(), &cheap(), 2).unwrap();
-        let nice = runtime
-            .block_on(verifier.pool.run(|| {
-                // SAFETY: getpriority takes plain integers.
-                unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
-            }))
-            .unwrap();
-        // SAFETY: as above.
-        let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-        assert_eq!(nice, (own + PASSWORD_THREAD_NICE).min(19));
-    }
-
     /// A cost-31 hash would take days; it is answered at the cost of a missing user instead.
     #[tokio::test]
     async fn a_too_costly_bcrypt_hash_never_matches_and_costs_a_normal_check() {
         let hasher = Hasher::new(&cheap()).unwrap();
         let verifier = Verifier::new(hasher, &cheap(), 1).unwrap();
-        let matching = bcrypt::hash("secret", 4).unwrap();
+        let matching = ::bcrypt::hash("secret", 4).unwrap();
         let costly = format!("$2b$31{}", &matching[6..]);
         for _ in 0..2 {
             assert!(!verifier
@@ -630,7 +412,7 @@ mod tests {
 
     #[test]
     fn imported_bcrypt_hashes_verify() {
-        let hash = bcrypt::hash("secret", 4)
+        let hash = ::bcrypt::hash("secret", 4)
             .unwrap()
             .replacen("$2b$", "$2y$", 1);
         assert!(verify_phc(&hash, &SecretString::from("secret")));

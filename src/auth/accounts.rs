@@ -1,9 +1,8 @@
 //! What token requests read about accounts, kept in memory: users with their groups (and the names
-//! that are no user), tokens by the digest of their secret, MUNGE uid mappings, and failure records.
-//! Each part is dropped when its change counter moves ([`Counters`]: `accounts` for the first three,
-//! `locks` for the last, which moves when a subject's first failure is counted, its lock changes or
-//! its record is deleted), so a warm request makes no database query and a miss reads the database.
-//! What this process writes itself (failures, a token's last use) it notes here at once.
+//! that are no user), tokens by the digest of their secret, and MUNGE uid mappings. All of it is
+//! dropped when the `accounts` change counter moves ([`Counters`]), so a warm request makes no
+//! database query and a miss reads the database. A token's last use, which this process records
+//! itself, it notes here at once. Failure records have their own cache, `lockout::FailureCache`.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -11,11 +10,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::domain::{RealmName, Username};
-use crate::policy::{scope_limit, Policy, ScopeLimitError, ADMIN_GROUP};
+use crate::policy::authorize::policy_groups;
+use crate::policy::{scope_limit, Policy, ScopeLimitError};
 use crate::store::changes::Counters;
 use crate::store::{
-    FailureRecord, Role, Store, StoreError, TokenKind, TokenRecord, UserRecord,
-    LAST_USED_RESOLUTION_SECS,
+    Store, StoreError, TokenKind, TokenRecord, UserRecord, LAST_USED_RESOLUTION_SECS,
 };
 
 /// Most entries each map keeps; a full map starts over, so an attacker cycling through names or
@@ -26,17 +25,14 @@ const MAX_ENTRIES: usize = 100_000;
 #[derive(Debug)]
 pub struct Account {
     pub record: UserRecord,
-    /// The user's groups; realm admins are also in the policy's admin group.
+    /// The groups the policy decides with (see [`policy_groups`]).
     pub groups: Vec<String>,
 }
 
 impl Account {
     /// Reads the groups of the user `record` describes.
     pub async fn load(store: &Store, record: UserRecord) -> Result<Account, StoreError> {
-        let mut groups = store.user_groups(record.id).await?;
-        if record.role == Role::Admin {
-            groups.push(ADMIN_GROUP.to_owned());
-        }
+        let groups = policy_groups(record.role, store.user_groups(record.id).await?);
         Ok(Account { record, groups })
     }
 }
@@ -80,11 +76,9 @@ type MappingKey = (RealmName, String, u32);
 #[derive(Default)]
 struct Cached {
     accounts_counter: i64,
-    locks_counter: i64,
     users: HashMap<UserKey, Option<Arc<Account>>>,
     tokens: HashMap<TokenKey, Arc<TokenEntry>>,
     mappings: HashMap<MappingKey, Arc<Account>>,
-    failures: HashMap<String, FailureRecord>,
 }
 
 impl Cached {
@@ -97,15 +91,11 @@ impl Cached {
             self.tokens.clear();
             self.mappings.clear();
         }
-        if counters.locks > self.locks_counter {
-            self.locks_counter = counters.locks;
-            self.failures.clear();
-        }
     }
 }
 
 /// Inserts, starting over when the map is full.
-fn insert_bounded<K: Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+pub(super) fn insert_bounded<K: Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
     if map.len() >= MAX_ENTRIES {
         map.clear();
     }
@@ -237,28 +227,5 @@ impl Accounts {
             insert_bounded(&mut cached.mappings, key, account.clone());
         }
         Ok(Some(account))
-    }
-
-    /// The failure record of `subject` (an account or a client address).
-    pub async fn failures(
-        &self,
-        counters: &Counters,
-        subject: &str,
-    ) -> Result<FailureRecord, StoreError> {
-        if let Some(hit) = self.cached(counters).failures.get(subject).copied() {
-            return Ok(hit);
-        }
-        let stored = self.store.failure_record(subject).await?;
-        let mut cached = self.cached(counters);
-        if cached.locks_counter == counters.locks {
-            insert_bounded(&mut cached.failures, subject.to_owned(), stored);
-        }
-        Ok(stored)
-    }
-
-    /// Notes what this process just wrote for `subject`.
-    pub fn failures_written(&self, subject: &str, record: FailureRecord) {
-        let mut cached = self.cached.lock().expect("accounts cache lock");
-        insert_bounded(&mut cached.failures, subject.to_owned(), record);
     }
 }

@@ -1,21 +1,27 @@
 //! The MUNGE front door: per realm, the platforms whose credentials it accepts (keys loaded once),
 //! how a credential reaches us (the `authentication` header, or a Basic password in the shapes
-//! Shifter's code sends), and which `authorized_locations` entry is ours. Deciding who the caller
-//! is from a decoded credential is `authn`'s job; decoding is `munge`'s.
+//! Shifter's code sends), which `authorized_locations` entry is ours, and who the caller is: a
+//! mapped uid, or the password or token our entry carries. Decoding is the `crate::munge` library's.
 
 use std::collections::HashMap;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::{principal, Authenticator, AuthnError, Credentials, Method, Principal, Request};
 use crate::config::Settings;
 use crate::domain::RealmName;
 use crate::munge::{decode, Credential, DecodePolicy, KeyFileError, MungeError, MungeKey};
+use crate::scope;
+use crate::store::{unix_now, TokenKind};
 
 /// Armor prefix and suffix of a credential.
 const ARMOR_PREFIX: &str = "MUNGE:";
 const ARMOR_SUFFIX: &str = ":";
 /// The prefix left when Shifter's code strips the colons.
 const STRIPPED_PREFIX: &str = "MUNGE";
+/// The header image gateways carry MUNGE credentials in.
+pub const MUNGE_HEADER: &str = "authentication";
 /// The entry of `authorized_locations` a gateway uses for its default location.
 pub const DEFAULT_LOCATION: &str = "default";
 
@@ -149,6 +155,132 @@ pub fn armored(text: &str) -> Option<String> {
             .then(|| format!("{ARMOR_PREFIX}{rest}{ARMOR_SUFFIX}"))
     } else {
         None
+    }
+}
+
+impl Authenticator {
+    /// A MUNGE credential: decoded with the realm's platform keys, used once, then either its uid
+    /// (empty payload) is mapped to a user, or our `authorized_locations` entry is checked exactly as
+    /// Basic credentials would be.
+    pub(super) async fn munge(
+        &self,
+        request: &Request<'_>,
+        credential: &SecretString,
+    ) -> Result<Principal, AuthnError> {
+        let realm = request.realm;
+        let Some(door) = self.doors.realm(&realm.name) else {
+            return Err(AuthnError::Rejected("munge: not accepted in this realm"));
+        };
+        let now = unix_now();
+        let decoded = door
+            .decode(
+                credential.expose_secret(),
+                u64::try_from(now).unwrap_or_default(),
+            )
+            .map_err(|error| AuthnError::Rejected(munge_reason(&error)))?;
+        let replay_key = data_encoding::HEXLOWER.encode(&decoded.replay_key());
+        let expires_at = i64::try_from(decoded.expires_at()).unwrap_or(i64::MAX);
+        if !self
+            .store
+            .record_munge_use(&replay_key, expires_at, now)
+            .await?
+        {
+            return Err(AuthnError::Rejected("munge: credential replayed"));
+        }
+        let platform = decoded.platform().to_owned();
+        let mut principal = if decoded.payload().is_empty() {
+            let account = self
+                .accounts
+                .munge_user(request.counters, &realm.name, &platform, decoded.uid())
+                .await?;
+            let Some(account) = account else {
+                tracing::warn!(target: "audit", platform = %platform, uid = decoded.uid(), "munge: unmapped uid");
+                return Err(AuthnError::Rejected("munge: unmapped uid"));
+            };
+            if account.record.disabled {
+                return Err(AuthnError::Rejected("user disabled"));
+            }
+            principal(&account, Method::Munge, None)
+        } else {
+            self.munge_payload(request, door, decoded.payload()).await?
+        };
+        principal.method = Method::Munge;
+        principal.platform = Some(platform);
+        Ok(principal)
+    }
+
+    /// A privileged credential's payload: bound to this use if it says so, carrying our location's
+    /// `user:password` (split at the first colon; passwords may hold colons).
+    async fn munge_payload(
+        &self,
+        request: &Request<'_>,
+        door: &RealmDoor,
+        payload: &[u8],
+    ) -> Result<Principal, AuthnError> {
+        let binding = request.binding;
+        let payload: Payload = serde_json::from_slice(payload)
+            .map_err(|_| AuthnError::Rejected("munge: payload is not the gateway's JSON"))?;
+        if payload
+            .service
+            .as_deref()
+            .is_some_and(|service| service != binding.service)
+        {
+            return Err(AuthnError::Rejected(
+                "munge: credential bound to another service",
+            ));
+        }
+        if let Some(scope) = &payload.scope {
+            let bound = scope::parse_all([scope.as_str()]).map_err(|_| {
+                AuthnError::Rejected("munge: credential bound to a malformed scope")
+            })?;
+            if bound != binding.scopes {
+                return Err(AuthnError::Rejected(
+                    "munge: credential bound to another scope",
+                ));
+            }
+        }
+        let entry = door
+            .choose(&payload.authorized_locations)
+            .ok_or(AuthnError::Rejected(
+                "munge: no authorized location for this registry",
+            ))?;
+        let (username, secret) = entry.split_once(':').ok_or(AuthnError::Rejected(
+            "munge: location entry is not user:password",
+        ))?;
+        match Credentials::from_user_and_secret(username.to_owned(), SecretString::from(secret)) {
+            Credentials::Password { username, password } => {
+                self.password(request, &username, password).await
+            }
+            Credentials::AccessToken { username, token } => {
+                self.token(request, TokenKind::Access, Some(&username), &token)
+                    .await
+            }
+            Credentials::RefreshToken { username, token } => {
+                self.token(request, TokenKind::Refresh, username.as_deref(), &token)
+                    .await
+            }
+            Credentials::Anonymous | Credentials::Munge { .. } => Err(AuthnError::Rejected(
+                "munge: location entry holds no password",
+            )),
+        }
+    }
+}
+
+/// The audit reason for a refused MUNGE credential, by munged's error.
+fn munge_reason(error: &MungeError) -> &'static str {
+    match error {
+        MungeError::Expired => "munge: credential expired",
+        MungeError::Rewound => "munge: credential rewound (encoded in the future)",
+        MungeError::Replayed => "munge: credential replayed",
+        MungeError::Unauthorized => "munge: credential restricted to another uid or gid",
+        MungeError::CredInvalid => "munge: invalid credential (no platform key verifies it)",
+        MungeError::BadVersion(_) => "munge: unsupported credential version",
+        MungeError::BadCipher(_) => "munge: unsupported cipher",
+        MungeError::BadMac { .. } => "munge: unsupported MAC",
+        MungeError::BadZip(_) => "munge: unsupported compression",
+        MungeError::BadArg | MungeError::BadLength(_) | MungeError::BadCred(_) => {
+            "munge: malformed credential"
+        }
     }
 }
 

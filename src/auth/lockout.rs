@@ -1,9 +1,12 @@
-//! The password path's guards in this process, beside the failure records in the database: how
-//! many password checks are in flight per account and per address (a burst cannot run more checks
-//! than the threshold allows), which identical attempt is already being checked (a copy waits for
-//! it), and which wrong passwords were counted already (a client's retry is not counted again).
-//! Attempts are known by an HMAC under a per-process random key; no password, nor a plain hash of
-//! one, is kept. It does not count failures or decide locks: the store and [`crate::authn`] do.
+//! The lockout of failed passwords: who is counted (an account or a client address, the
+//! [`lockout_subject`] and [`address_subject`]), how long a lock lasts
+//! ([`LockoutSettings::lock_deadline`]), the failure records as of the `locks` change counter
+//! ([`FailureCache`]), and this process's in-flight gate: how many password checks run at once per
+//! subject (a burst cannot run more checks than the threshold allows), which identical attempt is
+//! already being checked (a copy waits for it), and which wrong passwords were counted already (a
+//! client's retry is not counted again). Attempts are known by an HMAC under a per-process random
+//! key; no password, nor a plain hash of one, is kept. The store counts failures in the database,
+//! so every instance sees them; the password path (`auth::password`) decides when to ask.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,9 +16,115 @@ use aws_lc_rs::rand::SystemRandom;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 
+use super::accounts::insert_bounded;
+use super::password::PasswordError;
+use super::{Authenticator, AuthnError};
 use crate::config::LockoutSettings;
-use crate::password::PasswordError;
-use crate::store::FailureRecord;
+use crate::domain::{RealmName, Username};
+use crate::store::changes::Counters;
+use crate::store::{FailureRecord, Store, StoreError};
+
+/// The lockout counter of an account (`portcullis user unlock` and `lockout clear --user` clear
+/// it).
+pub fn lockout_subject(realm: &RealmName, username: &Username) -> String {
+    format!("account:{realm}/{username}")
+}
+
+/// The lockout counter of a client address (`portcullis lockout clear --address` clears it).
+pub fn address_subject(address: &str) -> String {
+    format!("address:{address}")
+}
+
+impl LockoutSettings {
+    /// When a subject with `failures` (threshold `threshold`) is locked until: 0 below the
+    /// threshold, then `base_lock_secs` doubling per failure, at most `max_lock_secs`.
+    pub fn lock_deadline(&self, failures: i64, threshold: u32, now: i64) -> i64 {
+        let over = failures - i64::from(threshold);
+        if over < 0 {
+            return 0;
+        }
+        let doubled = i64::from(self.base_lock_secs).saturating_mul(1_i64 << over.min(30));
+        now + doubled.min(i64::from(self.max_lock_secs))
+    }
+}
+
+/// Failure records of accounts and addresses, kept in memory until the `locks` change counter
+/// moves (when a subject's first failure is counted, its lock changes or its record is deleted), so
+/// a warm request makes no database query. What this process writes itself it notes at once.
+pub struct FailureCache {
+    store: Store,
+    cached: Mutex<CachedFailures>,
+}
+
+/// The records and the counter they were read under.
+#[derive(Default)]
+struct CachedFailures {
+    locks_counter: i64,
+    records: HashMap<String, FailureRecord>,
+}
+
+impl FailureCache {
+    pub fn new(store: Store) -> FailureCache {
+        FailureCache {
+            store,
+            cached: Mutex::default(),
+        }
+    }
+
+    /// The cache, brought up to `counters`. A request holding older counters than the cache's
+    /// still reads it: what it holds is at least as new.
+    fn cached(&self, counters: &Counters) -> MutexGuard<'_, CachedFailures> {
+        let mut cached = self.cached.lock().expect("failure cache lock");
+        if counters.locks > cached.locks_counter {
+            cached.locks_counter = counters.locks;
+            cached.records.clear();
+        }
+        cached
+    }
+
+    /// The failure record of `subject` (an account or a client address).
+    pub async fn get(
+        &self,
+        counters: &Counters,
+        subject: &str,
+    ) -> Result<FailureRecord, StoreError> {
+        if let Some(hit) = self.cached(counters).records.get(subject).copied() {
+            return Ok(hit);
+        }
+        let stored = self.store.failure_record(subject).await?;
+        let mut cached = self.cached(counters);
+        if cached.locks_counter == counters.locks {
+            insert_bounded(&mut cached.records, subject.to_owned(), stored);
+        }
+        Ok(stored)
+    }
+
+    /// Notes what this process just wrote for `subject`.
+    pub fn written(&self, subject: &str, record: FailureRecord) {
+        let mut cached = self.cached.lock().expect("failure cache lock");
+        insert_bounded(&mut cached.records, subject.to_owned(), record);
+    }
+}
+
+impl Authenticator {
+    /// Counts a failed password for `subject` (an account or an address).
+    pub(super) async fn record_failure(
+        &self,
+        subject: &str,
+        now: i64,
+        threshold: u32,
+    ) -> Result<(), AuthnError> {
+        let record = self
+            .store
+            .record_failure(subject, now, &self.lockout, threshold)
+            .await?;
+        self.failures.written(subject, record);
+        if record.locked_until > 0 {
+            self.metrics.locked();
+        }
+        Ok(())
+    }
+}
 
 /// Most wrong attempts remembered; a full map starts over, so an attacker cycling through
 /// passwords costs the map its contents (their retries count again), never unbounded memory.

@@ -1,0 +1,222 @@
+//! The password credential: argon2id hashing and verification ([`Hasher`], [`Verifier`]) on a
+//! pool of dedicated threads, the verified-credential cache, bcrypt verification of imported
+//! hashes, and the password path of a token request, which asks the lockout when to check.
+//! Unknown user, disabled user, bad name and wrong password all cost one argon2 check (a counted
+//! repeat none, for each alike) and give the same answer; the precise reason goes to the audit log
+//! only. A right password against an imported bcrypt hash replaces it with argon2id.
+
+pub mod bcrypt;
+mod cache;
+mod pool;
+mod verifier;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use verifier::{Claim, Hasher, PasswordError, Verifier};
+
+use super::accounts::Account;
+use super::lockout::{address_subject, checks_allowed, lockout_subject, Admission, Permit};
+use super::{principal, Authenticator, AuthnError, Method, Principal, Request};
+use crate::domain::Username;
+use crate::store::{unix_now, FailureRecord};
+
+/// Longest password accepted; longer input is refused before any hashing.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// Retry-After of a password attempt refused because its account's or address's checks in flight
+/// could already reach the threshold: by then they have ended, in a success or a lock.
+const THROTTLED_RETRY_AFTER_SECS: i64 = 1;
+
+impl Authenticator {
+    /// A password: refused while its account or address is locked; otherwise checked once per
+    /// distinct attempt (a copy in flight waits for the original, a wrong password counted within
+    /// the reset window is refused again without a check), and only while the checks in flight
+    /// cannot take the account or address past its threshold.
+    pub(super) async fn password(
+        &self,
+        request: &Request<'_>,
+        username: &str,
+        password: SecretString,
+    ) -> Result<Principal, AuthnError> {
+        if password.expose_secret().len() > MAX_PASSWORD_LEN {
+            return Err(AuthnError::Rejected("password too long"));
+        }
+        let (realm, counters) = (request.realm, request.counters);
+        let name = Username::parse(username).ok();
+        let address = address_subject(request.binding.client_addr);
+        // Only valid names get an account counter, so junk names cannot fill the table.
+        let account = name
+            .as_ref()
+            .map_or_else(|| address.clone(), |n| lockout_subject(&realm.name, n));
+        // Set once this attempt has waited for an identical one being checked.
+        let mut waited = false;
+        loop {
+            let now = unix_now();
+            let checks_ended = self.attempts.checks_ended();
+            let account_failures = self.failures.get(counters, &account).await?;
+            let address_failures = self.failures.get(counters, &address).await?;
+            let locked_until = account_failures
+                .locked_until
+                .max(address_failures.locked_until);
+            if locked_until > now {
+                return Err(AuthnError::Locked {
+                    retry_after_secs: locked_until - now,
+                });
+            }
+            let found = match &name {
+                Some(name) => self.accounts.user(counters, &realm.name, name).await?,
+                None => None,
+            };
+            let hash = found.as_ref().and_then(|a| a.record.password_hash.clone());
+            let attempt = Attempt {
+                username,
+                account: &account,
+                address: &address,
+                found,
+                hash,
+            };
+            let claim = Claim {
+                realm: realm.name.as_str(),
+                username,
+            };
+            let cached = attempt
+                .hash
+                .as_deref()
+                .is_some_and(|phc| self.verifier.is_cached(&claim, &password, phc));
+            if cached {
+                // Verified before against this hash: no check to cap, no copy to wait for.
+                return self.check_password(request, attempt, password, None).await;
+            }
+            let fingerprint = self
+                .attempts
+                .fingerprint(realm.name.as_str(), username, &password);
+            let lockout = &self.lockout;
+            let address_allows =
+                checks_allowed(&address_failures, lockout.address_threshold, lockout, now);
+            let account_allows =
+                checks_allowed(&account_failures, lockout.account_threshold, lockout, now);
+            let both = [
+                (address.as_str(), address_allows),
+                (account.as_str(), account_allows),
+            ];
+            let subjects = if account == address {
+                &both[..1]
+            } else {
+                &both[..]
+            };
+            match self.attempts.admit(
+                &fingerprint,
+                attempt.hash.as_deref(),
+                subjects,
+                checks_ended,
+                now,
+            ) {
+                Admission::Check(permit) => {
+                    return self
+                        .check_password(request, attempt, password, Some(permit))
+                        .await;
+                }
+                Admission::Wait(mut original) => {
+                    // No value is ever sent: this returns when the original's permit is dropped.
+                    let _ = original.changed().await;
+                    waited = true;
+                }
+                // A burst of copies is a burst like any other: beyond the one check, 429.
+                Admission::Repeated if waited => {
+                    return Err(AuthnError::Throttled {
+                        retry_after_secs: THROTTLED_RETRY_AFTER_SECS,
+                    });
+                }
+                Admission::Repeated => {
+                    return Err(AuthnError::Rejected(match attempt.found {
+                        Some(_) => "wrong password, repeated (not counted again)",
+                        None => "unknown user or no password set, repeated (not counted again)",
+                    }));
+                }
+                Admission::Full => {
+                    return Err(AuthnError::Throttled {
+                        retry_after_secs: THROTTLED_RETRY_AFTER_SECS,
+                    });
+                }
+                Admission::Stale => {}
+            }
+        }
+    }
+
+    /// Checks a password attempt, admitted (`permit`) or verified before; a wrong one is counted
+    /// for its account and address, then remembered, and a right one clears the account's
+    /// failures wherever they were counted.
+    async fn check_password(
+        &self,
+        request: &Request<'_>,
+        attempt: Attempt<'_>,
+        password: SecretString,
+        permit: Option<Permit>,
+    ) -> Result<Principal, AuthnError> {
+        let (realm, counters) = (request.realm, request.counters);
+        let Attempt {
+            username,
+            account,
+            address,
+            found,
+            hash,
+        } = attempt;
+        let claim = Claim {
+            realm: realm.name.as_str(),
+            username,
+        };
+        let imported = hash.as_deref().is_some_and(bcrypt::is_bcrypt);
+        let plaintext = imported.then(|| SecretString::from(password.expose_secret().to_owned()));
+        let started = Instant::now();
+        let matched = self.verifier.verify(&claim, hash.clone(), password).await?;
+        self.metrics
+            .password_checked(started.elapsed().as_secs_f64());
+        let refusal = match &found {
+            None => Some("unknown user or no password set"),
+            Some(_) if !matched => Some("wrong password"),
+            Some(a) if a.record.disabled => Some("user disabled"),
+            Some(_) => None,
+        };
+        let now = unix_now();
+        if let Some(reason) = refusal {
+            if account != address {
+                self.record_failure(account, now, self.lockout.account_threshold)
+                    .await?;
+            }
+            self.record_failure(address, now, self.lockout.address_threshold)
+                .await?;
+            if let Some(permit) = permit.as_ref().filter(|_| !matched) {
+                permit.counted_wrong(hash.as_deref(), now);
+            }
+            return Err(AuthnError::Rejected(reason));
+        }
+        drop(permit);
+        let found = found.expect("a refusal above when there is no account");
+        // Failures short of a lock move no counter, but a subject's first failure does, so this
+        // cache knows of failures counted by any instance; the common case (none) writes nothing.
+        if self.failures.get(counters, account).await?.failures > 0 {
+            self.store.clear_failures(account).await?;
+            self.failures.written(account, FailureRecord::default());
+        }
+        if let (Some(plaintext), Some(old)) = (plaintext, hash) {
+            let new = self.verifier.hash(plaintext).await?;
+            self.store
+                .replace_imported_hash(found.record.id, &old, &new)
+                .await?;
+            tracing::info!(target: "audit", user = %found.record.username, "imported bcrypt hash replaced with argon2id");
+        }
+        Ok(principal(&found, Method::Password, None))
+    }
+}
+
+/// A password attempt admitted for a check: the claim, the subjects it counts for, and the user
+/// and stored hash it is checked against (none: the dummy hash).
+struct Attempt<'a> {
+    username: &'a str,
+    account: &'a str,
+    address: &'a str,
+    found: Option<Arc<Account>>,
+    hash: Option<String>,
+}
