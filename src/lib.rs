@@ -2,6 +2,7 @@
 //! clients here; we authenticate them, decide what they may do, and sign short-lived ES256 tokens.
 
 pub mod accounts;
+pub mod admin;
 pub mod authn;
 pub mod authz;
 pub mod cli;
