@@ -1,5 +1,7 @@
-//! The `portcullis` command line: `serve` and the operator's tools. The tools act on the same database
-//! and key directory the server uses, so an operator never edits SQL or key files by hand.
+//! The `portcullis` command line: its arguments, `serve`, and the operator's tools, which parse
+//! their arguments, call the use cases in [`crate::admin`] and print the results. The tools act on
+//! the same database and key directory the server uses, so an operator never edits SQL or key files
+//! by hand. Prompts and reading files and standard input (passwords, imports) belong here.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;

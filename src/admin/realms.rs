@@ -111,3 +111,46 @@ pub(super) fn realms(store: &Store, place: &KeyPlace) -> Realms {
         place.public_url.clone(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseSettings;
+
+    #[tokio::test]
+    async fn a_realm_is_added_with_its_keys_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&DatabaseSettings {
+            url: format!("sqlite://{}", dir.path().join("db").display()),
+            ..DatabaseSettings::default()
+        })
+        .await
+        .unwrap();
+        let place = KeyPlace {
+            keys_dir: dir.path().join("keys"),
+            public_url: "https://auth.example.com".to_owned(),
+        };
+        let new = |token_ttl_secs| NewRealm {
+            name: RealmName::parse("team").unwrap(),
+            services: vec![ServiceName::parse("registry").unwrap()],
+            issuer: None,
+            token_ttl_secs,
+            token_header: TokenHeader::X5c,
+        };
+        for ttl in [MIN_TOKEN_TTL_SECS - 1, MAX_TOKEN_TTL_SECS + 1] {
+            let refused = add(&store, &place, new(ttl)).await;
+            assert!(matches!(refused, Err(AdminError::TokenTtl(secs)) if secs == ttl));
+        }
+        assert!(!place.keys_dir.exists(), "no keys for a refused realm");
+
+        let added = add(&store, &place, new(MIN_TOKEN_TTL_SECS)).await.unwrap();
+        assert!(added.keys.dir().starts_with(&place.keys_dir));
+        let listed = list(&store, &place.public_url).await.unwrap();
+        let team = listed.iter().find(|r| r.record.name == added.name).unwrap();
+        assert_eq!(team.issuer, added.token_url);
+        assert!(matches!(
+            load(&store, &place, &RealmName::parse("nope").unwrap()).await,
+            Err(AdminError::NoSuchRealm(_))
+        ));
+    }
+}
