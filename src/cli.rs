@@ -1,5 +1,7 @@
-//! The `portcullis` command line: `serve` and the operator's tools. The tools act on the same database
-//! and key directory the server uses, so an operator never edits SQL or key files by hand.
+//! The `portcullis` command line: its arguments, `serve`, and the operator's tools, which parse
+//! their arguments, call the use cases in [`crate::admin`] and print the results. The tools act on
+//! the same database and key directory the server uses, so an operator never edits SQL or key files
+//! by hand. Prompts and reading files and standard input (passwords, imports) belong here.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
@@ -9,23 +11,20 @@ use anyhow::{bail, Context};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::auth::accounts::Account;
-use crate::auth::lockout::{address_subject, lockout_subject};
-use crate::auth::munge;
-use crate::auth::password::{Hasher, MAX_PASSWORD_LEN};
-use crate::auth::token::{self, TokenSpec, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
+use crate::admin::{
+    self,
+    grants::NewGrant,
+    imports::Source,
+    realms::{KeyPlace, NewRealm},
+    tokens::{Lifetime, ListedToken, NewAccessToken},
+    users::{Login, NewPassword, NewUser},
+};
+use crate::auth::password::Hasher;
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::domain::{GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
-use crate::import;
-use crate::keys::RealmKeys;
-use crate::policy::source;
-use crate::policy::{scope_limit, Subject};
-use crate::realm::{self, Realms, DEFAULT_REALM, MAX_TOKEN_TTL_SECS};
-use crate::scope;
+use crate::realm::{self, DEFAULT_REALM, MAX_TOKEN_TTL_SECS};
 use crate::startup::Application;
-use crate::store::{
-    unix_now, GrantRecord, RealmRecord, Role, Store, StoreError, TokenKind, UserKind,
-};
+use crate::store::{unix_now, Role, Store, UserKind};
 use crate::token::{TokenHeader, DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
 
 /// A Docker Registry v2 token service.
@@ -378,8 +377,8 @@ pub enum TokenCommand {
         scopes: Vec<String>,
         /// Lifetime: a number with d, h, m or s (30d, 12h), at most 3650d. Without it, the token
         /// never expires.
-        #[arg(long, value_parser = parse_lifetime)]
-        expires: Option<i64>,
+        #[arg(long, value_parser = Lifetime::parse)]
+        expires: Option<Lifetime>,
     },
     /// List tokens (never their secrets).
     List {
@@ -463,7 +462,9 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Token(command) => token_command(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
         Command::RegistryConfig(arg) => {
-            let realm = load_realm(settings, &arg.realm).await?;
+            let store = open_store(settings).await?;
+            let place = key_place(settings);
+            let realm = admin::realms::load(&store, &place, &arg.realm).await?;
             print!("{}", realm.registry_config());
             Ok(())
         }
@@ -496,20 +497,17 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn load_realm(
-    settings: &Settings,
-    name: &RealmName,
-) -> anyhow::Result<std::sync::Arc<realm::Realm>> {
-    let store = open_store(settings).await?;
-    let realms = Realms::new(store, settings.keys.dir.clone(), settings.public_url());
-    realms
-        .get(name)
-        .await?
-        .with_context(|| format!("realm {name} does not exist"))
+/// Where the realms' keys are and the URL their token endpoints are under.
+fn key_place(settings: &Settings) -> KeyPlace {
+    KeyPlace {
+        keys_dir: settings.keys.dir.clone(),
+        public_url: settings.public_url(),
+    }
 }
 
 async fn realm_command(settings: &Settings, command: RealmCommand) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
+    let place = key_place(settings);
     match command {
         RealmCommand::Add {
             name,
@@ -518,43 +516,40 @@ async fn realm_command(settings: &Settings, command: RealmCommand) -> anyhow::Re
             token_ttl_secs,
             token_header,
         } => {
-            // Every argument was checked while parsing the command line, before anything is created.
-            RealmKeys::load_or_create(&settings.keys.dir, &name)?;
-            store
-                .create_realm(&RealmRecord {
-                    name: name.clone(),
-                    services: services.into_iter().map(ServiceName::into_string).collect(),
-                    issuer: issuer.map(Issuer::into_string),
-                    token_ttl_secs,
-                    token_header,
-                })
-                .await?;
+            let realm = NewRealm {
+                name: name.clone(),
+                services,
+                issuer,
+                token_ttl_secs,
+                token_header,
+            };
+            let added = admin::realms::add(&store, &place, realm).await?;
             println!("realm {name} added; registry configuration:");
-            print!("{}", load_realm(settings, &name).await?.registry_config());
+            print!("{}", added.registry_config());
         }
         RealmCommand::Set { name, token_header } => {
-            store.set_realm_token_header(&name, token_header).await?;
+            let realm =
+                admin::realms::set_token_header(&store, &place, &name, token_header).await?;
             println!(
                 "realm {name}: token header {token_header}; restart running servers to apply it. \
                  Registry configuration:"
             );
-            print!("{}", load_realm(settings, &name).await?.registry_config());
+            print!("{}", realm.registry_config());
         }
         RealmCommand::List => {
             println!(
                 "{:<20} {:<10} {:<6} {:<30} ISSUER",
                 "REALM", "TTL_SECS", "HEADER", "SERVICES"
             );
-            for r in store.list_realms().await? {
-                let issuer = r
-                    .issuer
-                    .unwrap_or_else(|| realm::token_url(&settings.public_url(), &r.name));
+            for realm in admin::realms::list(&store, &place.public_url).await? {
+                let r = realm.record;
                 println!(
-                    "{:<20} {:<10} {:<6} {:<30} {issuer}",
+                    "{:<20} {:<10} {:<6} {:<30} {}",
                     r.name,
                     r.token_ttl_secs,
                     r.token_header,
-                    r.services.join(",")
+                    r.services.join(","),
+                    realm.issuer
                 );
             }
         }
@@ -572,15 +567,19 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
             password_stdin,
             robot,
         } => {
-            let hash = if robot {
-                None
+            let hasher = hasher()?;
+            let login = if robot {
+                Login::Robot
             } else {
-                Some(hasher()?.hash(&read_password(password_stdin)?)?)
+                Login::Password(read_password(password_stdin)?)
             };
-            let role = if admin { Role::Admin } else { Role::User };
-            store
-                .create_user(&user.realm.realm, &user.name, hash.as_deref(), role)
-                .await?;
+            let new = NewUser {
+                realm: user.realm.realm.clone(),
+                name: user.name.clone(),
+                role: if admin { Role::Admin } else { Role::User },
+                login,
+            };
+            admin::users::add(&store, &hasher, new).await?;
             let what = if robot { "robot" } else { "user" };
             println!("{what} {} added to realm {}", user.name, user.realm.realm);
         }
@@ -588,44 +587,31 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
             user,
             password_stdin,
         } => {
-            let record = store.find_user(&user.realm.realm, &user.name).await?;
-            if record.is_some_and(|r| r.kind == UserKind::Robot) {
-                bail!(
-                    "{} is a robot: it has no password, only access tokens",
-                    user.name
-                );
-            }
+            // A robot is refused before a password is asked for.
+            admin::users::check_has_password(&store, &user.realm.realm, &user.name).await?;
             let password = read_password(password_stdin)?;
-            let hash = hasher()?.hash(&password)?;
-            store
-                .set_password(&user.realm.realm, &user.name, &hash)
+            let hasher = hasher()?;
+            admin::users::set_password(&store, &hasher, &user.realm.realm, &user.name, password)
                 .await?;
             println!("password of {} changed", user.name);
         }
         UserCommand::Disable(user) => {
-            store
-                .set_disabled(&user.realm.realm, &user.name, true)
-                .await?;
+            admin::users::set_disabled(&store, &user.realm.realm, &user.name, true).await?;
             println!("user {} disabled", user.name);
         }
         UserCommand::Enable(user) => {
-            store
-                .set_disabled(&user.realm.realm, &user.name, false)
-                .await?;
+            admin::users::set_disabled(&store, &user.realm.realm, &user.name, false).await?;
             println!("user {} enabled", user.name);
         }
         UserCommand::Unlock(user) => {
-            if store
-                .clear_failures(&lockout_subject(&user.realm.realm, &user.name))
-                .await?
-            {
+            if admin::lockouts::unlock_user(&store, &user.realm.realm, &user.name).await? {
                 println!("user {} unlocked", user.name);
             } else {
                 println!("user {} was not locked", user.name);
             }
         }
         UserCommand::Delete(user) => {
-            store.delete_user(&user.realm.realm, &user.name).await?;
+            admin::users::delete(&store, &user.realm.realm, &user.name).await?;
             println!("user {} deleted", user.name);
         }
         UserCommand::Role { user, role } => {
@@ -633,7 +619,7 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
                 RoleArg::User => Role::User,
                 RoleArg::Admin => Role::Admin,
             };
-            store.set_role(&user.realm.realm, &user.name, role).await?;
+            admin::users::set_role(&store, &user.realm.realm, &user.name, role).await?;
             println!("role of {} set", user.name);
         }
         UserCommand::List(arg) => {
@@ -641,7 +627,7 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
                 "{:<32} {:<6} {:<7} {:<9} CREATED",
                 "USER", "ROLE", "KIND", "STATE"
             );
-            for u in store.list_users(&arg.realm).await? {
+            for u in admin::users::list(&store, &arg.realm).await? {
                 let role = if u.role == Role::Admin {
                     "admin"
                 } else {
@@ -668,14 +654,13 @@ async fn lockout_command(settings: &Settings, command: LockoutCommand) -> anyhow
     let store = open_store(settings).await?;
     match command {
         LockoutCommand::List => {
-            let now = unix_now();
-            let records = store
-                .list_failures(now, settings.lockout.reset_after_secs)
-                .await?;
+            let lockouts =
+                admin::lockouts::list(&store, unix_now(), settings.lockout.reset_after_secs)
+                    .await?;
             const SUBJECT: &str = "SUBJECT";
-            let width = records
+            let width = lockouts
                 .iter()
-                .map(|(subject, _)| subject.chars().count())
+                .map(|lockout| lockout.subject.chars().count())
                 .chain([SUBJECT.len()])
                 .max()
                 .unwrap_or_default();
@@ -683,35 +668,27 @@ async fn lockout_command(settings: &Settings, command: LockoutCommand) -> anyhow
                 "{SUBJECT:<width$} {:>8} {:<25} LOCKED_UNTIL",
                 "FAILURES", "LAST_FAILURE"
             );
-            for (subject, record) in records {
-                let locked = (record.locked_until > now).then_some(record.locked_until);
+            for lockout in lockouts {
                 println!(
-                    "{subject:<width$} {:>8} {:<25} {}",
-                    record.failures,
-                    date(Some(record.last_failure)),
-                    date(locked)
+                    "{:<width$} {:>8} {:<25} {}",
+                    lockout.subject,
+                    lockout.failures,
+                    date(Some(lockout.last_failure)),
+                    date(lockout.locked_until)
                 );
             }
         }
         LockoutCommand::Clear(target) => {
-            let (subject, what) = match (target.user, target.address) {
-                (Some(user), _) => {
-                    if store.find_realm(&target.realm).await?.is_none() {
-                        bail!("realm {} does not exist", target.realm);
-                    }
-                    let what = format!("user {user} in realm {}", target.realm);
-                    (lockout_subject(&target.realm, &user), what)
-                }
-                (None, Some(address)) => (
-                    address_subject(&address.to_string()),
-                    format!("address {address}"),
-                ),
+            let target = match (target.user, target.address) {
+                (Some(user), _) => admin::lockouts::LockoutTarget::Account {
+                    realm: target.realm,
+                    user,
+                },
+                (None, Some(address)) => admin::lockouts::LockoutTarget::Address(address),
                 (None, None) => bail!("name --user or --address"),
             };
-            if !store.clear_failures(&subject).await? {
-                bail!("no failures are recorded for {what}: nothing to clear");
-            }
-            println!("failures of {what} cleared; it is not locked");
+            admin::lockouts::clear(&store, &target).await?;
+            println!("failures of {target} cleared; it is not locked");
         }
     }
     Ok(())
@@ -721,28 +698,24 @@ async fn group_command(settings: &Settings, command: GroupCommand) -> anyhow::Re
     let store = open_store(settings).await?;
     match command {
         GroupCommand::Add { name, realm } => {
-            store.create_group(&realm.realm, name.as_str()).await?;
+            admin::groups::add(&store, &realm.realm, &name).await?;
             println!("group {name} added");
         }
         GroupCommand::Delete { name, realm } => {
-            store.delete_group(&realm.realm, name.as_str()).await?;
+            admin::groups::delete(&store, &realm.realm, &name).await?;
             println!("group {name} deleted");
         }
         GroupCommand::List(realm) => {
-            for (group, members) in store.list_groups(&realm.realm).await? {
-                println!("{group}: {}", members.join(" "));
+            for group in admin::groups::list(&store, &realm.realm).await? {
+                println!("{}: {}", group.name, group.members.join(" "));
             }
         }
         GroupCommand::Member(MemberCommand::Add { group, user, realm }) => {
-            store
-                .set_membership(&realm.realm, group.as_str(), &user, true)
-                .await?;
+            admin::groups::set_member(&store, &realm.realm, &group, &user, true).await?;
             println!("{user} added to {group}");
         }
         GroupCommand::Member(MemberCommand::Remove { group, user, realm }) => {
-            store
-                .set_membership(&realm.realm, group.as_str(), &user, false)
-                .await?;
+            admin::groups::set_member(&store, &realm.realm, &group, &user, false).await?;
             println!("{user} removed from {group}");
         }
     }
@@ -753,25 +726,23 @@ async fn grant_command(settings: &Settings, command: GrantCommand) -> anyhow::Re
     let store = open_store(settings).await?;
     match command {
         GrantCommand::Add { rule, realm } => {
-            let grant = GrantRecord {
-                id: 0,
+            let grant = NewGrant {
                 subject: rule.subject,
                 resource: rule.resource,
                 name: rule.name,
                 actions: rule.actions,
                 effect: rule.effect,
             };
-            let parsed = source::grant_rule(&grant)?;
-            let id = store.add_grant(&realm.realm, &grant).await?;
-            println!("grant {id} added: {parsed}");
+            let (id, rule) = admin::grants::add(&store, &realm.realm, grant).await?;
+            println!("grant {id} added: {rule}");
         }
         GrantCommand::Remove { id, realm } => {
-            store.remove_grant(&realm.realm, id).await?;
+            admin::grants::remove(&store, &realm.realm, id).await?;
             println!("grant {id} removed");
         }
         GrantCommand::List(realm) => {
-            for grant in store.list_grants(&realm.realm).await? {
-                match source::grant_rule(&grant) {
+            for grant in admin::grants::list(&store, &realm.realm).await? {
+                match grant.rule {
                     Ok(rule) => println!("{:<6} {rule}", grant.id),
                     Err(e) => println!("{:<6} INVALID: {e}", grant.id),
                 }
@@ -784,7 +755,7 @@ async fn grant_command(settings: &Settings, command: GrantCommand) -> anyhow::Re
 async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Check { file } => {
-            let policy = source::read_policy(&file)?;
+            let policy = admin::policy::check(&file)?;
             println!("{}: {} rules, valid", file.display(), policy.rules().len());
         }
         PolicyCommand::Explain {
@@ -796,24 +767,11 @@ async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::
             let store = open_store(settings).await?;
             let realm = realm.realm;
             let file = settings.policy_files().remove(&realm);
-            let policy = source::load(&store, file.as_deref(), &realm).await?;
-            let scopes = scope::parse_all(scopes.iter().map(String::as_str))?;
-            let groups = match &user {
-                Some(name) => {
-                    let record = store
-                        .find_user(&realm, name)
-                        .await?
-                        .with_context(|| format!("user {name} does not exist in realm {realm}"))?;
-                    Account::load(&store, record).await?.groups
-                }
-                None => Vec::new(),
-            };
-            let subject = match &user {
-                Some(name) => Subject::account(name.as_str(), &groups),
-                None => Subject::anonymous(),
-            };
-            for scope in &scopes {
-                println!("{}", policy.decide(&subject, scope));
+            let decisions =
+                admin::policy::explain(&store, file.as_deref(), &realm, user.as_ref(), &scopes)
+                    .await?;
+            for decision in decisions {
+                println!("{decision}");
             }
         }
     }
@@ -829,7 +787,7 @@ async fn munge_command(settings: &Settings, command: MungeCommand) -> anyhow::Re
             uid,
             user,
         } => {
-            store.munge_map(&realm.realm, &platform, uid, &user).await?;
+            admin::munge::map(&store, &realm.realm, &platform, uid, &user).await?;
             println!("{platform} uid {uid} is {user}");
         }
         MungeCommand::Unmap {
@@ -837,13 +795,16 @@ async fn munge_command(settings: &Settings, command: MungeCommand) -> anyhow::Re
             platform,
             uid,
         } => {
-            store.munge_unmap(&realm.realm, &platform, uid).await?;
+            admin::munge::unmap(&store, &realm.realm, &platform, uid).await?;
             println!("{platform} uid {uid} unmapped");
         }
         MungeCommand::List(realm) => {
             println!("{:<20} {:<10} USER", "PLATFORM", "UID");
-            for (platform, uid, user) in store.munge_mappings(&realm.realm).await? {
-                println!("{platform:<20} {uid:<10} {user}");
+            for mapping in admin::munge::list(&store, &realm.realm).await? {
+                println!(
+                    "{:<20} {:<10} {}",
+                    mapping.platform, mapping.uid, mapping.user
+                );
             }
         }
         MungeCommand::ImportPasswd {
@@ -853,25 +814,11 @@ async fn munge_command(settings: &Settings, command: MungeCommand) -> anyhow::Re
         } => {
             let text =
                 std::fs::read_to_string(&file).with_context(|| file.display().to_string())?;
-            let (mut mapped, mut skipped) = (0, 0);
-            for (number, line) in text.lines().enumerate() {
-                let fields: Vec<&str> = line.split(':').collect();
-                let (Some(name), Some(uid)) = (fields.first(), fields.get(2)) else {
-                    continue;
-                };
-                let (Ok(user), Ok(uid)) = (Username::parse(name), uid.parse::<u32>()) else {
-                    skipped += 1;
-                    continue;
-                };
-                match store.munge_map(&realm.realm, &platform, uid, &user).await {
-                    Ok(()) => mapped += 1,
-                    Err(StoreError::NotFound(_)) => skipped += 1,
-                    Err(e) => return Err(anyhow::anyhow!("line {}: {e}", number + 1)),
-                }
-            }
+            let counts =
+                admin::munge::import_passwd(&store, &realm.realm, &platform, &text).await?;
             println!(
-                "{mapped} uid(s) of {platform} mapped; {skipped} line(s) name no user of realm {}",
-                realm.realm
+                "{} uid(s) of {platform} mapped; {} line(s) name no user of realm {}",
+                counts.mapped, counts.skipped, realm.realm
             );
         }
     }
@@ -880,34 +827,18 @@ async fn munge_command(settings: &Settings, command: MungeCommand) -> anyhow::Re
 
 async fn import_command(settings: &Settings, command: ImportCommand) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
-    let (file, realm, imported) = match &command {
-        ImportCommand::Htpasswd { file, realm } => {
-            let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
-            (file, realm, import::htpasswd::parse(&text))
-        }
-        ImportCommand::DockerAuth { file, realm, .. } => {
-            let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
-            let imported =
-                import::docker_auth::parse(&text).with_context(|| file.display().to_string())?;
-            (file, realm, imported)
-        }
+    let (file, realm, source) = match &command {
+        ImportCommand::Htpasswd { file, realm } => (file, &realm.realm, Source::Htpasswd),
+        ImportCommand::DockerAuth { file, realm, .. } => (file, &realm.realm, Source::DockerAuth),
     };
-    let mut created = 0;
-    for user in &imported.users {
-        let name = Username::parse(&user.name)?;
-        match store
-            .create_user(&realm.realm, &name, Some(&user.password_hash), Role::User)
-            .await
-        {
-            Ok(()) => created += 1,
-            Err(StoreError::Conflict(_)) => println!(
-                "skipped user {name}: already exists in realm {}",
-                realm.realm
-            ),
-            Err(e) => return Err(e.into()),
-        }
+    let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
+    let imported =
+        admin::imports::read(source, &text).with_context(|| file.display().to_string())?;
+    let users = admin::imports::create_users(&store, realm, &imported).await?;
+    for name in &users.existing {
+        println!("skipped user {name}: already exists in realm {realm}");
     }
-    println!("{created} user(s) imported into realm {}", realm.realm);
+    println!("{} user(s) imported into realm {realm}", users.created);
     if let ImportCommand::DockerAuth { policy_out, .. } = &command {
         std::fs::write(
             policy_out,
@@ -918,7 +849,7 @@ async fn import_command(settings: &Settings, command: ImportCommand) -> anyhow::
             "{} rule(s) written to {} (first-match); to use them set:\n  [realms.{}]\n  policy_file = {:?}",
             imported.rules.len(),
             policy_out.display(),
-            realm.realm,
+            realm,
             policy_out.display().to_string()
         );
     }
@@ -936,18 +867,12 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
                 "{:<16} {:<8} {:<20} {:<20} {:<10} {:<20} {:<20} STATE",
                 "ID", "KIND", "USER", "NAME/CLIENT", "SCOPES", "CREATED", "LAST USED"
             );
-            let now = unix_now();
-            for t in store.list_tokens(&realm.realm, user.as_ref()).await? {
+            let tokens =
+                admin::tokens::list(&store, &realm.realm, user.as_ref(), unix_now()).await?;
+            for ListedToken { record: t, state } in tokens {
                 let label = t.name.as_deref().or(t.client_id.as_deref()).unwrap_or("-");
-                let state = if t.revoked_at.is_some() {
-                    "revoked"
-                } else if t.expires_at.is_some_and(|at| at <= now) {
-                    "expired"
-                } else {
-                    "active"
-                };
                 println!(
-                    "{:<16} {:<8} {:<20} {:<20} {:<10} {:<20} {:<20} {state}",
+                    "{:<16} {:<8} {:<20} {:<20} {:<10} {:<20} {:<20} {}",
                     t.id,
                     t.kind.as_str(),
                     t.username,
@@ -955,6 +880,7 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
                     t.scopes.as_deref().unwrap_or("-"),
                     date(Some(t.created_at)),
                     date(t.last_used_at),
+                    state.as_str(),
                 );
             }
         }
@@ -965,26 +891,14 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
             scopes,
             expires,
         } => {
-            let owner = store
-                .find_user(&realm.realm, &user)
-                .await?
-                .with_context(|| format!("user {user} does not exist in realm {}", realm.realm))?;
-            let scopes = scopes.join(" ");
-            if !scopes.is_empty() {
-                scope_limit(&scopes)?;
-            }
-            let created = token::create(
-                &store,
-                &TokenSpec {
-                    kind: TokenKind::Access,
-                    user_id: owner.id,
-                    name: Some(name.as_str()),
-                    client_id: None,
-                    scopes: (!scopes.is_empty()).then_some(scopes.as_str()),
-                    expires_at: expires.map(|secs| unix_now() + secs),
-                },
-            )
-            .await?;
+            let token = NewAccessToken {
+                realm: realm.realm,
+                user: user.clone(),
+                name: name.clone(),
+                scopes,
+                lifetime: expires,
+            };
+            let created = admin::tokens::create(&store, token).await?;
             eprintln!(
                 "access token {} ({name}) created for {user}; it is shown only now:",
                 created.id
@@ -995,43 +909,17 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
             realm, id, user, ..
         } => match (id, user) {
             (Some(id), _) => {
-                store.revoke_token(&realm.realm, &id).await?;
+                admin::tokens::revoke(&store, &realm.realm, &id).await?;
                 println!("token {id} revoked");
             }
             (None, Some(user)) => {
-                let count = store.revoke_user_tokens(&realm.realm, &user, None).await?;
+                let count = admin::tokens::revoke_all_of(&store, &realm.realm, &user).await?;
                 println!("{count} token(s) of {user} revoked");
             }
             (None, None) => bail!("name a token id, or --user U --all"),
         },
     }
     Ok(())
-}
-
-/// Longest lifetime `token create --expires` accepts: ten years (3650 days). Longer is a typo or
-/// means "never", which is what leaving `--expires` out says.
-const MAX_TOKEN_LIFETIME_SECS: i64 = 3650 * SECS_PER_DAY;
-/// Seconds in a day, the `d` of a lifetime.
-const SECS_PER_DAY: i64 = 86_400;
-
-/// `30d`, `12h`, `45m`, `90s` as seconds, from 1 s to [`MAX_TOKEN_LIFETIME_SECS`].
-fn parse_lifetime(text: &str) -> Result<i64, String> {
-    let usage = || {
-        format!(
-            "use a positive number with d, h, m or s, at most {}d (leave --expires out for a \
-             token that never expires), e.g. 30d",
-            MAX_TOKEN_LIFETIME_SECS / SECS_PER_DAY
-        )
-    };
-    let (number, unit_secs) = [("d", SECS_PER_DAY), ("h", 3_600), ("m", 60), ("s", 1)]
-        .into_iter()
-        .find_map(|(unit, secs)| text.strip_suffix(unit).map(|number| (number, secs)))
-        .ok_or_else(usage)?;
-    let number: i64 = number.parse().map_err(|_| usage())?;
-    number
-        .checked_mul(unit_secs)
-        .filter(|secs| (1..=MAX_TOKEN_LIFETIME_SECS).contains(secs))
-        .ok_or_else(usage)
 }
 
 /// A Unix time as an RFC 3339 date, `-` when absent.
@@ -1045,12 +933,12 @@ fn date(at: Option<i64>) -> String {
 }
 
 async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let place = key_place(settings);
     match command {
         KeysCommand::List => {
-            let store = open_store(settings).await?;
-            let realms = Realms::new(store, settings.keys.dir.clone(), settings.public_url());
             println!("{:<20} {:<60} DIRECTORY", "REALM", "KID");
-            for realm in realms.load_all().await? {
+            for realm in admin::keys::list(&store, &place).await? {
                 println!(
                     "{:<20} {:<60} {}",
                     realm.name,
@@ -1059,21 +947,24 @@ async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Resu
                 );
             }
         }
-        KeysCommand::Export { realm, format } => {
-            let realm = load_realm(settings, &realm.realm).await?;
-            match format {
-                KeyFormat::PemBundle => print!("{}", realm.keys.cert_pem()),
-                KeyFormat::Jwks => {
-                    println!("{}", serde_json::to_string_pretty(&realm.keys.jwks())?)
-                }
+        KeysCommand::Export { realm, format } => match format {
+            KeyFormat::PemBundle => {
+                print!(
+                    "{}",
+                    admin::keys::pem_bundle(&store, &place, &realm.realm).await?
+                )
             }
-        }
+            KeyFormat::Jwks => {
+                let jwks = admin::keys::jwks(&store, &place, &realm.realm).await?;
+                println!("{}", serde_json::to_string_pretty(&jwks)?)
+            }
+        },
     }
     Ok(())
 }
 
 /// A new password: the first line of standard input, or typed twice at a prompt. Never from argv.
-fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
+fn read_password(from_stdin: bool) -> anyhow::Result<NewPassword> {
     let password = if from_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
@@ -1089,19 +980,5 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
         }
         first
     };
-    let text = password.expose_secret();
-    if text.starts_with(REFRESH_TOKEN_PREFIX) || text.starts_with(ACCESS_TOKEN_PREFIX) {
-        bail!("a password may not start with {REFRESH_TOKEN_PREFIX} or {ACCESS_TOKEN_PREFIX}: those mark tokens");
-    }
-    if munge::armored(text).is_some() {
-        bail!("a password may not start with \"MUNGE\": that marks a MUNGE credential, so it could never log in");
-    }
-    let len = text.len();
-    if len == 0 {
-        bail!("the password is empty");
-    }
-    if len > MAX_PASSWORD_LEN {
-        bail!("the password is longer than {MAX_PASSWORD_LEN} bytes");
-    }
-    Ok(password)
+    Ok(NewPassword::parse(password)?)
 }

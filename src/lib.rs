@@ -1,6 +1,7 @@
 //! Portcullis: a Docker Registry v2 token service. Registries configured with `auth.token` send their
 //! clients here; we authenticate them, decide what they may do, and sign short-lived ES256 tokens.
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;

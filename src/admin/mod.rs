@@ -1,0 +1,93 @@
+//! The operator's use cases: realms, users, groups, grants, policy explanations, MUNGE mappings,
+//! lockouts, imports, tokens and keys, each a function from parsed input to a typed result or an
+//! [`AdminError`]. No terminal and no argument parsing here: `cli.rs` reads arguments and prints,
+//! and any other front end calls the same functions with the same guarantees.
+
+pub mod grants;
+pub mod groups;
+pub mod imports;
+pub mod keys;
+pub mod lockouts;
+pub mod munge;
+pub mod policy;
+pub mod realms;
+pub mod tokens;
+pub mod users;
+
+use crate::auth::password::{PasswordError, MAX_PASSWORD_LEN};
+use crate::auth::token::{CreateError, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
+use crate::domain::{NameError, RealmName, Username};
+use crate::import::ImportError;
+use crate::keys::KeyError;
+use crate::policy::source::PoliciesError;
+use crate::policy::{RuleError, ScopeLimitError};
+use crate::realm::{RealmError, MAX_TOKEN_TTL_SECS};
+use crate::scope::ScopeError;
+use crate::store::StoreError;
+use crate::token::MIN_TOKEN_TTL_SECS;
+
+/// Why a use case refused or failed. One enum for every use case: they share most causes (the
+/// store, a missing realm or user, input that does not parse), and a front end maps one type to its
+/// answers. Wrapped errors keep their own message and causes.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Realm(#[from] RealmError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Policies(#[from] PoliciesError),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
+    #[error(transparent)]
+    ScopeLimit(#[from] ScopeLimitError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Hash(#[from] PasswordError),
+    #[error(transparent)]
+    Token(#[from] CreateError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error("realm {0} does not exist")]
+    NoSuchRealm(RealmName),
+    #[error("user {user} does not exist in realm {realm}")]
+    NoSuchUser { user: Username, realm: RealmName },
+    /// A realm's token lifetime outside what registries and clients handle.
+    #[error("token lifetime {0} s is not in {MIN_TOKEN_TTL_SECS}..={MAX_TOKEN_TTL_SECS}")]
+    TokenTtl(u64),
+    /// `user passwd` for a robot account.
+    #[error("{0} is a robot: it has no password, only access tokens")]
+    Robot(Username),
+    /// A new password starts like the secrets Portcullis mints.
+    #[error(
+        "a password may not start with {REFRESH_TOKEN_PREFIX} or {ACCESS_TOKEN_PREFIX}: those mark tokens"
+    )]
+    PasswordLikeToken,
+    /// A new password has the shape of a MUNGE credential.
+    #[error(
+        "a password may not start with \"MUNGE\": that marks a MUNGE credential, so it could never log in"
+    )]
+    PasswordLikeMunge,
+    #[error("the password is empty")]
+    EmptyPassword,
+    #[error("the password is longer than {MAX_PASSWORD_LEN} bytes")]
+    LongPassword,
+    /// An access token lifetime that is not a number with a unit, or is out of range.
+    #[error(
+        "use a positive number with d, h, m or s, at most {max_days}d (leave --expires out for a \
+         token that never expires), e.g. 30d",
+        max_days = tokens::MAX_LIFETIME_SECS / tokens::SECS_PER_DAY
+    )]
+    Lifetime,
+    /// `lockout clear` for a subject without failures; the text names the subject.
+    #[error("no failures are recorded for {0}: nothing to clear")]
+    NothingToClear(lockouts::LockoutTarget),
+    /// A passwd file's line could not be mapped for a reason other than an unknown user.
+    #[error("line {line}: {error}")]
+    PasswdLine { line: usize, error: StoreError },
+}
