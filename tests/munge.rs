@@ -3,7 +3,7 @@
 //! field, or on the error number, for valid, restricted, tampered, truncated, forged and random
 //! credentials. Needs root (munged without systemd) and the `munge` tools on PATH.
 
-mod support;
+pub mod common;
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use common::munged::forge::Spec;
+use common::munged::{now, Munged, Rng, Unmunged};
 use portcullis::munge::{decode, Cipher, Credential, DecodePolicy, Mac, MungeError, MungeKey, Zip};
-use support::forge::Spec;
-use support::{now, Munged, Rng, Unmunged};
 
 const JSON: &[u8] = br#"{"authorized_locations":{"default":"alice:pa:ss"}}"#;
 
