@@ -467,6 +467,22 @@ mod tests {
         assert_eq!(reasons(&import), expected);
     }
 
+    /// The policy file `import docker-auth --policy-out` writes reads back to the same rules in
+    /// the same order, with first-match evaluation, whatever the source's name holds.
+    #[test]
+    fn the_policy_file_reads_back_to_the_same_rules() {
+        let import = import(CONFIG);
+        let text = import.policy_file("/etc/\"docker_auth\"\n[[rule]]\\.yml");
+        assert!(
+            text.starts_with("# Imported from /etc/\"docker_auth\" [[rule]]\\.yml by"),
+            "{text}"
+        );
+        let read = Policy::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(read.evaluation(), Evaluation::FirstMatch);
+        let read: Vec<String> = read.rules().map(ToString::to_string).collect();
+        assert_eq!(read, rules(&import));
+    }
+
     #[test]
     fn users_keep_their_bcrypt_hashes() {
         let import = import(CONFIG);
