@@ -435,6 +435,26 @@ impl Operator {
         }
     }
 
+    /// A database holding `user` (password `pw`) and a grant of pull on `x/*` to anyone.
+    fn with_a_user_and_a_grant(user: &str) -> Operator {
+        let op = Operator::new();
+        op.ok(&["user", "add", user, "--password-stdin"], "pw\n");
+        op.ok(
+            &[
+                "grant",
+                "add",
+                "--subject",
+                "any",
+                "--name",
+                "x/*",
+                "--actions",
+                "pull",
+            ],
+            "",
+        );
+        op
+    }
+
     fn run(&self, args: &[&str], stdin: &str) -> std::process::Output {
         cli_in(self.dir.path(), self.port, args, stdin)
     }
@@ -607,21 +627,7 @@ fn passwords_shaped_like_munge_credentials_are_refused() {
 #[test]
 fn a_closed_stdout_ends_commands_quietly() {
     use std::os::unix::process::ExitStatusExt;
-    let op = Operator::new();
-    op.ok(&["user", "add", "alice", "--password-stdin"], "pw\n");
-    op.ok(
-        &[
-            "grant",
-            "add",
-            "--subject",
-            "any",
-            "--name",
-            "x/*",
-            "--actions",
-            "pull",
-        ],
-        "",
-    );
+    let op = Operator::with_a_user_and_a_grant("alice");
     let commands: [&[&str]; 8] = [
         &["grant", "list"],
         &["user", "list"],
@@ -660,21 +666,7 @@ fn a_closed_stdout_ends_commands_quietly() {
 /// scope and action.
 #[test]
 fn lists_and_explanations_are_laid_out() {
-    let op = Operator::new();
-    op.ok(&["user", "add", "bo", "--password-stdin"], "pw\n");
-    op.ok(
-        &[
-            "grant",
-            "add",
-            "--subject",
-            "any",
-            "--name",
-            "x/*",
-            "--actions",
-            "pull",
-        ],
-        "",
-    );
+    let op = Operator::with_a_user_and_a_grant("bo");
     let column = |text: &str, header: &str, row_start: &str, cell: &str| {
         let head = text.lines().next().unwrap().find(header).unwrap();
         let row = text.lines().find(|l| l.starts_with(row_start)).unwrap();
