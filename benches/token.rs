@@ -16,14 +16,13 @@ use portcullis::token::{Signer, TokenHeader};
 use push_token::{push_claims, signing_input, PUSH_SCOPES};
 
 /// A private munged, as the MUNGE tests start one.
-#[path = "../tests/munge/support/mod.rs"]
-#[allow(dead_code)] // the decoder tests use the rest of this support module
-mod munged;
+#[path = "../tests/common/munged/mod.rs"]
+pub mod munged;
 mod push_token;
 
 /// A name with a `host:port/` prefix: the grammar must find the actions after the last `:`.
 const HOST_PORT_SCOPE: &str = "repository:registry.example.org:5000/team/app:pull,push";
-/// The payload an image gateway sends (`authorized_locations`), as in tests/munge.
+/// The payload an image gateway sends (`authorized_locations`), as in tests/munge.rs.
 const GATEWAY_PAYLOAD: &[u8] = br#"{"authorized_locations":{"default":"alice:pa:ss"}}"#;
 /// The platform name the decoder is given for munged's key.
 const PLATFORM: &str = "bench";

@@ -1,6 +1,10 @@
 //! Logging: the subscriber that writes human or JSON lines to stderr in batches, and the span
 //! tracing-actix-web opens for every request. What is audited, and with which fields, is decided in
 //! `service`.
+//!
+//! Batched, not tracing-appender's non-blocking writer: on this machine (AMD EPYC, one thread
+//! logging audit-sized lines at 1–20k a second, process CPU, alternating runs) that cost 14–22 µs
+//! more CPU per line, a thread wake-up and a write for each line.
 
 use std::fmt::{self, Write as _};
 use std::io::{IsTerminal, Stderr, Write};

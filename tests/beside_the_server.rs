@@ -3,29 +3,24 @@
 //! after 7–16 of them), and another process holding SQLite's write lock for seconds while requests
 //! that need no write keep their latency (a request worker once slept waiting for that lock).
 
-mod common;
-#[path = "munge/support/mod.rs"]
-#[allow(dead_code)] // the decoder tests use the rest of this support module
-mod munged;
+pub mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use sqlx::Connection;
-use tempfile::TempDir;
 
-use common::external::{describe, free_port, run_with_stdin};
-use munged::Munged;
+use common::database::Db;
+use common::external::describe;
+use common::munged::Munged;
+use common::portcullis::Portcullis;
 
-/// How long the server may take to answer its health check after it is started.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long any one request may take before the test counts it as unanswered.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// The token endpoint of the default realm, with a scope alice may pull.
@@ -34,141 +29,6 @@ const TOKEN_PATH: &str =
 const ALICE_PASSWORD: &str = "alice-Pa55word";
 /// The MUNGE platform of the lock test.
 const PLATFORM: &str = "perlmutter";
-
-#[derive(Clone, Copy, Debug)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-/// `portcullis serve` in a child process with its own database and keys, and the environment
-/// with which operator commands reach the same database.
-struct Server {
-    dir: TempDir,
-    port: u16,
-    env: Vec<(String, String)>,
-    child: Child,
-}
-
-impl Server {
-    fn start(engine: Engine, config: &str) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("portcullis-beside-")
-            .tempdir()
-            .unwrap();
-        let port = free_port();
-        let mut env = common::portcullis::env(dir.path(), port);
-        if let Engine::Postgres = engine {
-            let url = postgres_database();
-            for (key, value) in &mut env {
-                if key == "PORTCULLIS__DATABASE__URL" {
-                    value.clone_from(&url);
-                }
-            }
-        }
-        let config_file = dir.path().join("portcullis.toml");
-        std::fs::write(&config_file, config).unwrap();
-        env.push((
-            "PORTCULLIS_CONFIG".into(),
-            config_file.display().to_string(),
-        ));
-        let child = Command::new(common::portcullis::BIN)
-            .arg("serve")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .expect("run portcullis serve");
-        let mut server = Server {
-            dir,
-            port,
-            env,
-            child,
-        };
-        let started = Instant::now();
-        while !matches!(get(port, "/healthz", None), Ok((200, _))) {
-            assert!(
-                server.exited().is_none(),
-                "portcullis serve exited:\n{}",
-                server.log()
-            );
-            assert!(
-                started.elapsed() < READY_TIMEOUT,
-                "portcullis did not start:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        server
-    }
-
-    fn database_path(&self) -> std::path::PathBuf {
-        self.dir.path().join("data/portcullis.db")
-    }
-
-    /// How the server ended, if it did.
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().unwrap()
-    }
-
-    fn log(&self) -> String {
-        let read = |name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-        format!("{}{}", read("stdout.log"), read("stderr.log"))
-    }
-
-    fn cli(&self, args: &[&str], stdin: &str) -> Output {
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        run_with_stdin(common::portcullis::BIN, args, stdin, &env)
-    }
-
-    fn cli_ok(&self, args: &[&str], stdin: &str) -> String {
-        let output = self.cli(args, stdin);
-        assert!(
-            output.status.success(),
-            "portcullis {args:?}: {}",
-            describe(&output)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A new database in the test PostgreSQL (`PORTCULLIS_TEST_POSTGRES_URL`), as tests/api does.
-fn postgres_database() -> String {
-    let base = std::env::var("PORTCULLIS_TEST_POSTGRES_URL").expect(
-        "PORTCULLIS_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts a throwaway PostgreSQL",
-    );
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("portcullis_beside_{nanos:x}{:x}", std::process::id());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut connection = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-    });
-    let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
-    format!("{prefix}/{name}")
-}
 
 /// `GET path` on a connection of its own, with an `Authorization` or `Authentication` header;
 /// the status and how long the answer took (`Retry-After` is checked by the caller through
@@ -279,20 +139,12 @@ impl Load {
 }
 
 /// Adds alice with a password and an access token; the token's secret.
-fn alice(server: &Server) -> String {
+fn alice(server: &Portcullis) -> String {
     server.cli_ok(
         &["user", "add", "alice", "--password-stdin"],
         &format!("{ALICE_PASSWORD}\n"),
     );
-    let token = server
-        .cli_ok(
-            &["token", "create", "--user", "alice", "--name", "load"],
-            "",
-        )
-        .trim()
-        .to_owned();
-    assert!(token.starts_with("pcat_"), "{token}");
-    token
+    server.create_access_token("alice", "load")
 }
 
 /// Rounds of operator commands (six commands each) run beside the load: the old build died after
@@ -316,7 +168,7 @@ fn locked_by_another_process(file: &std::path::Path) -> bool {
 
 /// SQLite's sign to other processes that its shared memory (`<db>-shm`) is in use is a lock on it;
 /// a process that finds none re-initialises the file, and a server still mapping it dies of SIGBUS.
-fn assert_server_holds_shared_memory_locks(server: &Server, when: &str) {
+fn assert_server_holds_shared_memory_locks(server: &Portcullis, when: &str) {
     let mut shm = server.database_path().into_os_string();
     shm.push("-shm");
     assert!(
@@ -326,10 +178,10 @@ fn assert_server_holds_shared_memory_locks(server: &Server, when: &str) {
     );
 }
 
-fn operator_commands_beside_a_loaded_server(engine: Engine) {
-    let mut server = Server::start(engine, "");
+fn operator_commands_beside_a_loaded_server(engine: Db) {
+    let mut server = Portcullis::start_on(engine, "");
     let token = alice(&server);
-    if let Engine::Sqlite = engine {
+    if let Db::Sqlite = engine {
         assert_server_holds_shared_memory_locks(&server, "after start");
     }
     let load = Load::start(server.port, &token, 4);
@@ -410,7 +262,7 @@ fn operator_commands_beside_a_loaded_server(engine: Engine) {
         answered >= 100,
         "{engine:?}: only {answered} requests answered in {commands_took:?}"
     );
-    if let Engine::Sqlite = engine {
+    if let Db::Sqlite = engine {
         assert_server_holds_shared_memory_locks(&server, "after the commands");
     }
     // What the commands wrote is in effect: the last user added can log in.
@@ -426,12 +278,12 @@ fn operator_commands_beside_a_loaded_server(engine: Engine) {
 
 #[test]
 fn operator_commands_beside_a_loaded_server_on_sqlite() {
-    operator_commands_beside_a_loaded_server(Engine::Sqlite);
+    operator_commands_beside_a_loaded_server(Db::Sqlite);
 }
 
 #[test]
 fn operator_commands_beside_a_loaded_server_on_postgres() {
-    operator_commands_beside_a_loaded_server(Engine::Postgres);
+    operator_commands_beside_a_loaded_server(Db::Postgres);
 }
 
 /// How long a MUNGE request waits for another process's write lock before it gets 503 (the
@@ -482,7 +334,7 @@ fn munge_during_a_write_lock(hold: Duration) -> Answer {
          [[realms.default.munge.platforms]]\nname = \"{PLATFORM}\"\nkey_file = \"{}\"\n",
         munged.key_path().display()
     );
-    let server = Server::start(Engine::Sqlite, &config);
+    let server = Portcullis::start_on(Db::Sqlite, &config);
     let token = alice(&server);
     let own_uid = std::fs::metadata("/proc/self").unwrap().uid().to_string();
     server.cli_ok(

@@ -1,6 +1,6 @@
 //! The operator's view: the real binary, its commands and its refusals.
 
-mod common;
+pub mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::external::{describe, free_port, run_with_stdin};
-use common::portcullis::{cli_in, Portcullis, BIN};
+use common::jwt;
+use common::portcullis::{cli_in, succeeded, Portcullis, BIN};
 use serde_json::Value;
 
 fn stdout(output: &std::process::Output) -> String {
@@ -199,28 +200,7 @@ fn user_lifecycle() {
         describe(&no_tty)
     );
 
-    let token = |user: &str, password: &str| {
-        let url = format!(
-            "{}/auth/realms/default/protocol/docker-v2/auth?service=registry",
-            server.url()
-        );
-        let out = run_with_stdin(
-            "curl",
-            &[
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-u",
-                &format!("{user}:{password}"),
-                &url,
-            ],
-            "",
-            &[],
-        );
-        stdout(&out)
-    };
+    let token = |user: &str, password: &str| server.token_status(user, password);
     assert_eq!(token("alice", "pw1"), "200");
     server.cli_ok(&["user", "passwd", "alice", "--password-stdin"], "pw2\n");
     assert_eq!(token("alice", "pw1"), "401");
@@ -376,11 +356,7 @@ fn realm_token_header_is_chosen_listed_changed_and_explained() {
     let out = run_with_stdin("curl", &["-sf", &url], "", &[]);
     assert!(out.status.success(), "{}", describe(&out));
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let header = body["token"].as_str().unwrap().split('.').next().unwrap();
-    let header: Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
-    )
-    .unwrap();
+    let header = jwt::header(body["token"].as_str().unwrap());
     assert!(
         header["kid"].is_string() && header.get("x5c").is_none(),
         "{header}"
@@ -459,18 +435,32 @@ impl Operator {
         }
     }
 
+    /// A database holding `user` (password `pw`) and a grant of pull on `x/*` to anyone.
+    fn with_a_user_and_a_grant(user: &str) -> Operator {
+        let op = Operator::new();
+        op.ok(&["user", "add", user, "--password-stdin"], "pw\n");
+        op.ok(
+            &[
+                "grant",
+                "add",
+                "--subject",
+                "any",
+                "--name",
+                "x/*",
+                "--actions",
+                "pull",
+            ],
+            "",
+        );
+        op
+    }
+
     fn run(&self, args: &[&str], stdin: &str) -> std::process::Output {
         cli_in(self.dir.path(), self.port, args, stdin)
     }
 
     fn ok(&self, args: &[&str], stdin: &str) -> String {
-        let output = self.run(args, stdin);
-        assert!(
-            output.status.success(),
-            "portcullis {args:?}: {}",
-            describe(&output)
-        );
-        stdout(&output)
+        succeeded(args, self.run(args, stdin))
     }
 
     /// Runs a command that must fail, and returns its standard error.
@@ -642,21 +632,7 @@ fn passwords_shaped_like_munge_credentials_are_refused() {
 #[test]
 fn a_closed_stdout_ends_commands_quietly() {
     use std::os::unix::process::ExitStatusExt;
-    let op = Operator::new();
-    op.ok(&["user", "add", "alice", "--password-stdin"], "pw\n");
-    op.ok(
-        &[
-            "grant",
-            "add",
-            "--subject",
-            "any",
-            "--name",
-            "x/*",
-            "--actions",
-            "pull",
-        ],
-        "",
-    );
+    let op = Operator::with_a_user_and_a_grant("alice");
     let commands: [&[&str]; 8] = [
         &["grant", "list"],
         &["user", "list"],
@@ -695,21 +671,7 @@ fn a_closed_stdout_ends_commands_quietly() {
 /// scope and action.
 #[test]
 fn lists_and_explanations_are_laid_out() {
-    let op = Operator::new();
-    op.ok(&["user", "add", "bo", "--password-stdin"], "pw\n");
-    op.ok(
-        &[
-            "grant",
-            "add",
-            "--subject",
-            "any",
-            "--name",
-            "x/*",
-            "--actions",
-            "pull",
-        ],
-        "",
-    );
+    let op = Operator::with_a_user_and_a_grant("bo");
     let column = |text: &str, header: &str, row_start: &str, cell: &str| {
         let head = text.lines().next().unwrap().find(header).unwrap();
         let row = text.lines().find(|l| l.starts_with(row_start)).unwrap();
@@ -1181,17 +1143,7 @@ fn policy_file_at_start_and_on_sighup() {
             &[],
         );
         let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let payload = body["token"]
-            .as_str()
-            .unwrap()
-            .split('.')
-            .nth(1)
-            .unwrap()
-            .to_owned();
-        let claims =
-            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
-                .unwrap();
-        serde_json::from_slice::<Value>(&claims).unwrap()["access"].clone()
+        jwt::claims(body["token"].as_str().unwrap())["access"].clone()
     };
     assert_eq!(granted(), serde_json::json!([]));
     let before = std::fs::metadata(&file).unwrap().modified().unwrap();
@@ -1228,10 +1180,7 @@ fn policy_file_at_start_and_on_sighup() {
 
 /// The access list inside a token for `user:password` and `scope`, from a running server.
 fn granted_access(server: &Portcullis, user: &str, password: &str, scope: &str) -> Value {
-    let url = format!(
-        "{}/auth/realms/default/protocol/docker-v2/auth?service=registry&scope={scope}",
-        server.url()
-    );
+    let url = server.token_url(&format!("&scope={scope}"));
     let out = run_with_stdin(
         "curl",
         &["-sf", "-u", &format!("{user}:{password}"), &url],
@@ -1240,16 +1189,7 @@ fn granted_access(server: &Portcullis, user: &str, password: &str, scope: &str) 
     );
     assert!(out.status.success(), "{user}: {}", describe(&out));
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let payload = body["token"]
-        .as_str()
-        .unwrap()
-        .split('.')
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let claims =
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
-    serde_json::from_slice::<Value>(&claims).unwrap()["access"].clone()
+    jwt::claims(body["token"].as_str().unwrap())["access"].clone()
 }
 
 /// An htpasswd file made by `htpasswd -B` logs in; other hash types are listed, not dropped.
@@ -1434,28 +1374,7 @@ fn lockout_list_and_clear() {
         Portcullis::start_with_config("[lockout]\naccount_threshold = 2\naddress_threshold = 3\n");
     server.add_user("alice", "right", false);
     server.add_user("bob", "bobpw", false);
-    let token = |user: &str, password: &str| {
-        let url = format!(
-            "{}/auth/realms/default/protocol/docker-v2/auth?service=registry",
-            server.url()
-        );
-        let out = run_with_stdin(
-            "curl",
-            &[
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-u",
-                &format!("{user}:{password}"),
-                &url,
-            ],
-            "",
-            &[],
-        );
-        stdout(&out)
-    };
+    let token = |user: &str, password: &str| server.token_status(user, password);
     assert_eq!(token("alice", "wrong1"), "401");
     assert_eq!(token("alice", "wrong2"), "401");
     assert_eq!(token("alice", "right"), "429", "the account is locked");

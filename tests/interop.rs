@@ -3,10 +3,7 @@
 //! containerd's ctr), configured from `portcullis registry-config`.
 //! Nothing is mocked: every token the registry sees was issued by a `portcullis serve` process.
 
-mod common;
-#[path = "munge/support/mod.rs"]
-#[allow(dead_code)] // the decoder tests use the rest of this support module
-mod munged;
+pub mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,7 +11,8 @@ use common::external::{
     build_oci_image, describe, oci_manifest_digest, on_path, run, run_with_stdin, skopeo,
     Containerd, Podman, Registry, TrustedKeys, REGISTRY_3,
 };
-use common::portcullis::Portcullis;
+use common::jwt;
+use common::portcullis::{http_status, Portcullis};
 use portcullis::domain::RealmName;
 use portcullis::keys::RealmKeys;
 use portcullis::scope::Scope;
@@ -213,7 +211,7 @@ fn podman_logs_in_pulls_and_pushes_only_where_allowed() {
     let s = setup();
     let (pushed, digest) = s.push("alice:alice-pw", "alice/app");
     succeeded(&pushed, &s);
-    let podman = Podman::new();
+    let podman = Podman::private();
     let host = s.registry.host();
     let login = |user: &str, password: &str| {
         podman.run(
@@ -288,10 +286,7 @@ fn registry_status_with_token(
     scope: &str,
     path: &str,
 ) -> String {
-    let token_url = format!(
-        "{}/auth/realms/default/protocol/docker-v2/auth?service=registry&scope={scope}",
-        s.portcullis.url()
-    );
+    let token_url = s.portcullis.token_url(&format!("&scope={scope}"));
     let token = run(
         "curl",
         &["-sf", "-u", &format!("{user}:{password}"), &token_url],
@@ -303,20 +298,7 @@ fn registry_status_with_token(
 
 fn bearer_status(s: &Setup, token: &str, path: &str) -> String {
     let url = format!("{}{path}", s.registry.url());
-    let out = run(
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            &url,
-        ],
-    );
-    String::from_utf8(out.stdout).unwrap()
+    http_status(&url, &["-H", &format!("Authorization: Bearer {token}")])
 }
 
 #[test]
@@ -416,10 +398,7 @@ fn alice_token_header(token_url: &str) -> Value {
     let out = run("curl", &["-sf", "-u", "alice:alice-pw", &url]);
     assert!(out.status.success(), "{}", describe(&out));
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let header = body["token"].as_str().unwrap().split('.').next().unwrap();
-    let header =
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap();
-    serde_json::from_slice(&header).unwrap()
+    jwt::header(body["token"].as_str().unwrap())
 }
 
 /// A Portcullis whose realm `kids` signs tokens with the `kid` header alone (what a jwks-only
@@ -675,10 +654,7 @@ fn docker_login_stores_an_identity_token_that_works_until_revoked() {
 #[test]
 fn skopeo_with_an_identity_token_pushes_and_pulls() {
     let s = setup();
-    let token_url = format!(
-        "{}/auth/realms/default/protocol/docker-v2/auth?service=registry&offline_token=true&account=alice",
-        s.portcullis.url()
-    );
+    let token_url = s.portcullis.token_url("&offline_token=true&account=alice");
     let login = run("curl", &["-sf", "-u", "alice:alice-pw", &token_url]);
     succeeded(&login, &s);
     let login: Value = serde_json::from_slice(&login.stdout).unwrap();
@@ -763,14 +739,7 @@ fn access_tokens_for_containerd_and_a_robot() {
     let s = setup();
     let p = &s.portcullis;
     succeeded(&s.push("alice:alice-pw", "alice/app").0, &s);
-    let alice_token = p
-        .cli_ok(
-            &["token", "create", "--user", "alice", "--name", "laptop"],
-            "",
-        )
-        .trim()
-        .to_owned();
-    assert!(alice_token.starts_with("pcat_"), "{alice_token}");
+    let alice_token = p.create_access_token("alice", "laptop");
     let containerd = Containerd::start();
     let image = format!("{}/alice/app:v1", s.registry.host());
     let pulled = containerd.ctr(&[
@@ -829,7 +798,7 @@ fn access_tokens_for_containerd_and_a_robot() {
 /// alice's image from the real registry.
 #[test]
 fn a_munge_credential_pulls_from_the_registry() {
-    let munged = munged::Munged::start(&[]);
+    let munged = common::munged::Munged::start(&[]);
     let config = format!(
         "[realms.default.munge]\nlocations = [\"registry.example.org\"]\n\
          [[realms.default.munge.platforms]]\nname = \"cluster\"\nkey_file = \"{}\"\n",
@@ -851,29 +820,14 @@ fn a_munge_credential_pulls_from_the_registry() {
         "",
     );
     let credential = munged.encode(&[], b"").trim().to_owned();
-    let token_url = format!(
-        "{}/auth/realms/default/protocol/docker-v2/auth?service=registry&scope=repository:alice/app:pull",
-        s.portcullis.url()
-    );
+    let token_url = s.portcullis.token_url("&scope=repository:alice/app:pull");
     let header = format!("authentication: {credential}");
     let token = run("curl", &["-sf", "-H", &header, &token_url]);
     succeeded(&token, &s);
     let token: Value = serde_json::from_slice(&token.stdout).unwrap();
     let jwt = token["token"].as_str().unwrap();
     assert_eq!(bearer_status(&s, jwt, "/v2/alice/app/tags/list"), "200");
-    let replay = run(
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &header,
-            &token_url,
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&replay.stdout), "401", "replayed");
+    let replay = http_status(&token_url, &["-H", &header]);
+    assert_eq!(replay, "401", "replayed");
     assert!(s.portcullis.logged("munge"), "audit names the method");
 }

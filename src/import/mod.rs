@@ -13,6 +13,8 @@ pub mod docker_auth;
 pub mod htpasswd;
 
 use crate::auth::password::bcrypt::{self, is_crypt_char, HashError, MAX_COST};
+use serde::Serialize;
+
 use crate::policy::{Evaluation, Rule, SubjectPattern};
 
 /// An account read from another service's file, with its password hash as found there.
@@ -76,27 +78,44 @@ impl Import {
             Evaluation::Union => "union",
             Evaluation::FirstMatch => "first-match",
         };
-        let mut text = format!(
-            "# Imported from {source} by `portcullis import`.\nevaluation = \"{evaluation}\"\n"
-        );
-        for rule in &self.rules {
-            let actions: Vec<String> = rule.actions().names().map(quote).collect();
-            text.push_str(&format!(
-                "\n[[rule]]\nsubject = {}\nresource = {}\nname = {}\nactions = [{}]\neffect = {}\n",
-                quote(&rule.subject().to_string()),
-                quote(rule.resource().as_str()),
-                quote(&rule.pattern().to_string()),
-                actions.join(", "),
-                quote(rule.effect().as_str()),
-            ));
-        }
-        text
+        let file = PolicyFile {
+            evaluation,
+            rule: self.rules.iter().map(RuleTable::from).collect(),
+        };
+        let body = toml::to_string(&file).expect("a policy file serializes");
+        // The source on one line, so a path holding a line break cannot end the comment.
+        let source = source.replace(['\n', '\r'], " ");
+        format!("# Imported from {source} by `portcullis import`.\n{body}")
     }
 }
 
-/// A TOML basic string (JSON's escapes are valid TOML escapes).
-fn quote(text: &str) -> String {
-    serde_json::to_string(text).expect("a string serializes")
+/// A policy file as [`Import::policy_file`] writes it: the keys the policy file reader takes.
+#[derive(Serialize)]
+struct PolicyFile {
+    evaluation: &'static str,
+    rule: Vec<RuleTable>,
+}
+
+/// One `[[rule]]` table, every key written out.
+#[derive(Serialize)]
+struct RuleTable {
+    subject: String,
+    resource: &'static str,
+    name: String,
+    actions: Vec<&'static str>,
+    effect: &'static str,
+}
+
+impl From<&Rule> for RuleTable {
+    fn from(rule: &Rule) -> RuleTable {
+        RuleTable {
+            subject: rule.subject().to_string(),
+            resource: rule.resource().as_str(),
+            name: rule.pattern().to_string(),
+            actions: rule.actions().names().collect(),
+            effect: rule.effect().as_str(),
+        }
+    }
 }
 
 /// Checks that `hash` is a well-formed bcrypt hash of an accepted variant and of a cost up to

@@ -1,7 +1,7 @@
 //! Personal and robot access tokens: used as the Basic password or the password grant, found by
 //! digest, capped by their scopes, refused once expired, revoked or when their owner is disabled.
 
-use crate::helpers::{claims, realm_name, TestApp};
+use crate::api::helpers::{claims, realm_name, TestApp};
 use crate::on_both_engines;
 use portcullis::auth::token::{self, TokenSpec};
 use portcullis::domain::Username;

@@ -11,7 +11,7 @@ use portcullis::store::changes::Counters;
 use portcullis::store::{unix_now, GrantRecord, Role, TokenKind};
 use serde_json::{json, Value};
 
-use crate::helpers::{claims, realm_name, spawn_app, Db, TestApp};
+use crate::api::helpers::{claims, realm_name, spawn_app, Db, TestApp};
 use crate::on_both_engines;
 
 on_both_engines!(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{spawn_app_with, Db, TestApp};
+use crate::api::helpers::{spawn_app_with, Db, TestApp};
 
 /// The timeout these tests configure.
 const CLIENT_TIMEOUT_SECS: u64 = 1;

@@ -1,7 +1,7 @@
 //! Every refusal: the right status, a JSON body every client can read, and nothing that tells an
 //! unknown user from a wrong password.
 
-use crate::helpers::{realm_name, TestApp};
+use crate::api::helpers::{realm_name, TestApp};
 use crate::on_both_engines;
 use portcullis::auth::password::Hasher;
 use portcullis::domain::Username;

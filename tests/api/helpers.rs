@@ -2,10 +2,8 @@
 //! in the throwaway PostgreSQL named by `PORTCULLIS_TEST_POSTGRES_URL`) and talks HTTP to it.
 
 use std::fmt::Debug;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use portcullis::auth::password::Hasher;
 use portcullis::config::Settings;
 use portcullis::domain::{RealmName, Username};
@@ -13,17 +11,10 @@ use portcullis::startup::Application;
 use portcullis::store::changes::FRESHNESS;
 use portcullis::store::{Role, Store};
 use secrecy::SecretString;
-use serde_json::Value;
-use sqlx::Connection;
 
-/// The environment variable `scripts/test.sh` sets to the throwaway PostgreSQL's URL.
-pub const POSTGRES_URL_ENV: &str = "PORTCULLIS_TEST_POSTGRES_URL";
-
-#[derive(Clone, Copy, Debug)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
+use crate::common::database::create_postgres_database;
+pub use crate::common::database::Db;
+pub use crate::common::jwt::{claims, header};
 
 pub struct TestApp {
     pub address: String,
@@ -54,30 +45,8 @@ fn test_settings(dir: &std::path::Path, database_url: String) -> Settings {
 async fn database_url(engine: Db, dir: &std::path::Path) -> String {
     match engine {
         Db::Sqlite => format!("sqlite://{}/portcullis.db", dir.display()),
-        Db::Postgres => {
-            let base = std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| {
-                panic!("{POSTGRES_URL_ENV} is not set: run scripts/test.sh, which starts a throwaway PostgreSQL")
-            });
-            let name = format!("portcullis_test_{}", random_suffix());
-            let mut conn = sqlx::PgConnection::connect(&base)
-                .await
-                .expect("connect to test PostgreSQL");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
-            format!("{prefix}/{name}")
-        }
+        Db::Postgres => create_postgres_database("portcullis_test").await,
     }
-}
-
-fn random_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{:x}{:x}", nanos, std::process::id())
 }
 
 pub async fn spawn_app(engine: Db) -> TestApp {
@@ -195,6 +164,18 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// The text of `GET /metrics`, which must answer 200.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// Runs raw SQL against the app's database, for states no command can produce (time travel).
     pub async fn sql(&self, statement: &str) {
         sqlx::any::install_default_drivers();
@@ -221,25 +202,13 @@ pub fn realm_name(name: &str) -> RealmName {
     RealmName::parse(name).unwrap()
 }
 
-/// The claims of a JWT, unverified (verification is tested separately).
-pub fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("three parts");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-/// The header of a JWT.
-pub fn header(jwt: &str) -> Value {
-    let header = jwt.split('.').next().unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
-}
-
 /// Runs each named test case (an `async fn(TestApp)`) once on SQLite and once on PostgreSQL.
 #[macro_export]
 macro_rules! on_both_engines {
     ($($case:ident),* $(,)?) => {
         $(
             mod $case {
-                use $crate::helpers::{spawn_app, Db};
+                use $crate::api::helpers::{spawn_app, Db};
 
                 #[tokio::test]
                 async fn sqlite() {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{realm_name, TestApp};
+use crate::api::helpers::{realm_name, TestApp};
 use crate::on_both_engines;
 use portcullis::domain::Username;
 use portcullis::store::Role;

@@ -1,6 +1,6 @@
 //! The published key documents: the JWKS and the PEM bundle match the tokens' `kid` and `x5c`.
 
-use crate::helpers::{header, TestApp};
+use crate::api::helpers::{header, TestApp};
 use crate::on_both_engines;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};

@@ -14,7 +14,7 @@ use portcullis::store::changes::FRESHNESS;
 use portcullis::store::Role;
 use secrecy::SecretString;
 
-use crate::helpers::{realm_name, spawn_app_at, spawn_app_with, Db, TestApp};
+use crate::api::helpers::{realm_name, spawn_app_at, spawn_app_with, Db, TestApp};
 
 /// Concurrent attempts in a burst.
 const BURST: usize = 60;
@@ -28,15 +28,7 @@ async fn status(app: &TestApp, user: &str, password: &str) -> u16 {
 
 /// Password checks run so far, from `/metrics` (a refusal without a check is not one).
 async fn password_checks(app: &TestApp) -> u64 {
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     metrics
         .lines()
         .find_map(|l| l.strip_prefix("portcullis_password_check_duration_seconds_count "))

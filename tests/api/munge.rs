@@ -14,8 +14,8 @@ use portcullis::munge::MAX_TTL_SECS;
 use portcullis::store::{unix_now, Role};
 use serde_json::{json, Value};
 
-use crate::helpers::{claims, realm_name, spawn_app_at, spawn_app_with, Db, TestApp};
-use crate::munged::Munged;
+use crate::api::helpers::{claims, realm_name, spawn_app_at, spawn_app_with, Db, TestApp};
+use crate::common::munged::Munged;
 use crate::on_both_engines;
 
 const PLATFORM: &str = "perlmutter";
@@ -80,14 +80,14 @@ macro_rules! munge_cases {
             mod $case {
                 #[tokio::test]
                 async fn sqlite() {
-                    let munged = crate::munged::Munged::start(&[]);
-                    super::$case(super::app(crate::helpers::Db::Sqlite, &munged).await, &munged).await;
+                    let munged = crate::common::munged::Munged::start(&[]);
+                    super::$case(super::app(crate::api::helpers::Db::Sqlite, &munged).await, &munged).await;
                 }
 
                 #[tokio::test]
                 async fn postgres() {
-                    let munged = crate::munged::Munged::start(&[]);
-                    super::$case(super::app(crate::helpers::Db::Postgres, &munged).await, &munged).await;
+                    let munged = crate::common::munged::Munged::start(&[]);
+                    super::$case(super::app(crate::api::helpers::Db::Postgres, &munged).await, &munged).await;
                 }
             }
         )*
@@ -113,13 +113,7 @@ async fn mapped_uid_gets_a_token_once(app: TestApp, munged: &Munged) {
     );
     let (status, body) = with_header(&app, &credential).await;
     assert_eq!(status, 401, "replayed: {body}");
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = app.metrics().await;
     let issued = format!(
         r#"portcullis_tokens_issued_total{{realm="default",method="munge",platform="{PLATFORM}"}} 1"#
     );

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{spawn_app_at, TestApp};
+use crate::api::helpers::{spawn_app_at, TestApp};
 use portcullis::config::Settings;
 use portcullis::store::Role;
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{claims, realm_name, spawn_app_with, Db, TestApp};
+use crate::api::helpers::{claims, realm_name, spawn_app_with, Db, TestApp};
 use crate::on_both_engines;
 use portcullis::domain::Username;
 use portcullis::store::{GrantRecord, Role};

@@ -1,7 +1,7 @@
 //! Several realms on one server: each with its own services, issuer, lifetime, token header, keys and
 //! users.
 
-use crate::helpers::{claims, header, realm_name, TestApp};
+use crate::api::helpers::{claims, header, realm_name, TestApp};
 use crate::on_both_engines;
 use portcullis::store::{RealmRecord, Role, StoreError};
 use portcullis::token::TokenHeader;
@@ -102,7 +102,7 @@ async fn health_and_readiness(app: TestApp) {
 /// The embedded database runs in write-ahead-log mode, so readers never wait for a writer.
 #[tokio::test]
 async fn sqlite_uses_write_ahead_logging() {
-    let app = crate::helpers::spawn_app(crate::helpers::Db::Sqlite).await;
+    let app = crate::api::helpers::spawn_app(crate::api::helpers::Db::Sqlite).await;
     assert_eq!(app.get_token("service=registry", None).await.status(), 200);
     assert_eq!(app.sql_text("PRAGMA journal_mode").await, ["wal"]);
 }

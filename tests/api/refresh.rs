@@ -2,7 +2,7 @@
 //! accepted through the refresh grant and containerd's `Basic :<token>` fallback, never rotated,
 //! revoked with their user's password or status.
 
-use crate::helpers::{claims, realm_name, TestApp};
+use crate::api::helpers::{claims, realm_name, TestApp};
 use crate::on_both_engines;
 use portcullis::auth::password::Hasher;
 use portcullis::domain::Username;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{realm_name, spawn_app_with, Db, TestApp};
+use crate::api::helpers::{realm_name, spawn_app_with, Db, TestApp};
 use crate::on_both_engines;
 use portcullis::auth::lockout::lockout_subject;
 use portcullis::auth::password::Hasher;
@@ -202,15 +202,7 @@ async fn a_password_flood_gets_quick_503s_and_tokens_are_still_served() {
         [401, 503],
         "{counts:?}"
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let overloaded = format!(
         r#"portcullis_denials_total{{reason="password checks overloaded"}} {}"#,
         counts[&503]
@@ -234,14 +226,7 @@ async fn metrics_expose_every_named_series() {
     assert_eq!(status(&app, "alice", "right").await, 200);
     assert_eq!(status(&app, "alice", "wrong").await, 401);
     assert_eq!(status(&app, "alice", "right").await, 429);
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
+    let text = app.metrics().await;
     for series in [
         r#"portcullis_tokens_issued_total{realm="default",method="password",platform=""} 2"#,
         r#"portcullis_denials_total{reason="wrong password"} 1"#,

@@ -1,6 +1,6 @@
 //! GET with HTTP Basic or anonymous: what docker, skopeo and podman send.
 
-use crate::helpers::{claims, header, TestApp};
+use crate::api::helpers::{claims, header, TestApp};
 use crate::on_both_engines;
 use portcullis::store::Role;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 
-use crate::helpers::{claims, TestApp};
+use crate::api::helpers::{claims, TestApp};
 use crate::on_both_engines;
 use portcullis::store::Role;
 use serde_json::{json, Value};

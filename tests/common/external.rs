@@ -2,7 +2,6 @@
 //! distribution 3.x `registry3` when one is on `PATH`), `containerd` and `ctr`, `skopeo`, `podman`,
 //! plus a hand-built OCI image. Each server gets its own temp dir and loopback port
 //! and is killed on drop. Install the programs with `scripts/install-deps.sh`; nothing here installs.
-#![allow(dead_code)] // each test binary uses a different subset of these helpers
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -564,7 +563,8 @@ pub struct Podman {
 }
 
 impl Podman {
-    pub fn new() -> Podman {
+    /// A podman with a fresh image store and login file.
+    pub fn private() -> Podman {
         Podman {
             private: containers_dir("podman", &["root", "runroot"]),
         }

@@ -1,6 +1,5 @@
 //! Runs the real `portcullis` binary: `serve` as a child process on a free loopback port, and the
 //! operator commands against the same database and key directory, configured through the environment.
-#![allow(dead_code)] // each test binary uses a different subset of these helpers
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,11 +9,16 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use super::database::{create_postgres_database, Db};
 use super::external::{describe, free_port, run_with_stdin};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the server may take to answer its health check after it is started (tests run beside
+/// one another on a loaded machine).
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The database of a server on SQLite, relative to its directory.
+const SQLITE_FILE: &str = "data/portcullis.db";
 /// How long a test waits for a line to reach the log: the server writes its log in batches, at least
 /// every 100 ms.
 const LOG_WAIT: Duration = Duration::from_secs(3);
@@ -23,6 +27,8 @@ const LOG_WAIT: Duration = Duration::from_secs(3);
 pub struct Portcullis {
     pub dir: TempDir,
     pub port: u16,
+    /// The environment of the server, which operator commands share.
+    env: Vec<(String, String)>,
     child: Child,
 }
 
@@ -47,6 +53,16 @@ impl Portcullis {
 
     /// Starts the server with this configuration after the shell commands `setup` (`ulimit -n 64`).
     pub fn start_in_shell(config: &str, setup: &str) -> Portcullis {
+        Portcullis::launch(Db::Sqlite, config, setup)
+    }
+
+    /// Starts the server on a database of this engine (on PostgreSQL, a new database in the test
+    /// server), with a configuration file of this text.
+    pub fn start_on(db: Db, config: &str) -> Portcullis {
+        Portcullis::launch(db, config, "")
+    }
+
+    fn launch(db: Db, config: &str, setup: &str) -> Portcullis {
         let dir = tempfile::Builder::new()
             .prefix("portcullis-server-")
             .tempdir()
@@ -54,17 +70,38 @@ impl Portcullis {
         let port = free_port();
         let config_file = dir.path().join("portcullis.toml");
         std::fs::write(&config_file, config).unwrap();
+        let mut env = env(dir.path(), port);
+        if let Db::Postgres = db {
+            let url = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(create_postgres_database("portcullis_server"));
+            for (key, value) in &mut env {
+                if key == DATABASE_URL_ENV {
+                    value.clone_from(&url);
+                }
+            }
+        }
+        env.push((
+            "PORTCULLIS_CONFIG".into(),
+            config_file.display().to_string(),
+        ));
         let mut command = Command::new("sh");
         command
             .args(["-c", &format!("{setup}\nexec \"$0\" serve"), BIN])
-            .env("PORTCULLIS_CONFIG", &config_file)
-            .envs(env(dir.path(), port))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
         let child = command.spawn().expect("run portcullis serve");
-        let mut server = Portcullis { dir, port, child };
+        let mut server = Portcullis {
+            dir,
+            port,
+            env,
+            child,
+        };
         let started = Instant::now();
         while !healthy(port) {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -83,6 +120,16 @@ impl Portcullis {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// How the server ended, if it did.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// The server's database file, when it runs on SQLite.
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.path().join(SQLITE_FILE)
     }
 
     /// `http://127.0.0.1:PORT`
@@ -112,18 +159,30 @@ impl Portcullis {
 
     /// Runs an operator command against this server's database and keys.
     pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
-        cli_in(self.dir.path(), self.port, args, stdin)
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        run_with_stdin(BIN, args, stdin, &env)
     }
 
     /// Like [`Portcullis::cli`], but panics unless it succeeds.
     pub fn cli_ok(&self, args: &[&str], stdin: &str) -> String {
-        let output = self.cli(args, stdin);
-        assert!(
-            output.status.success(),
-            "portcullis {args:?}: {}",
-            describe(&output)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        succeeded(args, self.cli(args, stdin))
+    }
+
+    /// The default realm's token endpoint, with this query after `service=registry`.
+    pub fn token_url(&self, query: &str) -> String {
+        format!(
+            "{}/auth/realms/default/protocol/docker-v2/auth?service=registry{query}",
+            self.url()
+        )
+    }
+
+    /// The HTTP status of a token request of the default realm with `user:password`.
+    pub fn token_status(&self, user: &str, password: &str) -> String {
+        http_status(&self.token_url(""), &["-u", &format!("{user}:{password}")])
     }
 
     /// Adds a user with a password (read from standard input, as an operator would).
@@ -133,6 +192,16 @@ impl Portcullis {
             args.push("--admin");
         }
         self.cli_ok(&args, &format!("{password}\n"));
+    }
+
+    /// Creates an access token for `user` with `portcullis token create`; its secret.
+    pub fn create_access_token(&self, user: &str, name: &str) -> String {
+        let secret = self
+            .cli_ok(&["token", "create", "--user", user, "--name", name], "")
+            .trim()
+            .to_owned();
+        assert!(secret.starts_with("pcat_"), "{secret}");
+        secret
     }
 
     /// Parses `portcullis registry-config` of the default realm.
@@ -177,6 +246,9 @@ impl Drop for Portcullis {
     }
 }
 
+/// The environment variable of the database URL.
+const DATABASE_URL_ENV: &str = "PORTCULLIS__DATABASE__URL";
+
 /// The environment that points a `portcullis` process at `dir` and `port`, with argon2 parameters
 /// kept small so debug builds stay quick.
 pub fn env(dir: &Path, port: u16) -> Vec<(String, String)> {
@@ -186,8 +258,8 @@ pub fn env(dir: &Path, port: u16) -> Vec<(String, String)> {
             format!("127.0.0.1:{port}"),
         ),
         (
-            "PORTCULLIS__DATABASE__URL".into(),
-            format!("sqlite://{}/data/portcullis.db", dir.display()),
+            DATABASE_URL_ENV.into(),
+            format!("sqlite://{}", dir.join(SQLITE_FILE).display()),
         ),
         (
             "PORTCULLIS__KEYS__DIR".into(),
@@ -201,7 +273,32 @@ pub fn env(dir: &Path, port: u16) -> Vec<(String, String)> {
             "PORTCULLIS__PASSWORDS__ARGON2_ITERATIONS".into(),
             "1".into(),
         ),
+        // Tests run beside one another on a loaded machine, where a PostgreSQL connection can take
+        // more than the default second to come; the outage tests measure that bound themselves.
+        (
+            "PORTCULLIS__DATABASE__ACQUIRE_TIMEOUT_MS".into(),
+            "10000".into(),
+        ),
     ]
+}
+
+/// The standard output of a `portcullis <args>` that must have succeeded.
+pub fn succeeded(args: &[&str], output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "portcullis {args:?}: {}",
+        describe(&output)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The status `curl` gets for `GET url` with these extra arguments (headers, credentials).
+pub fn http_status(url: &str, curl_args: &[&str]) -> String {
+    let mut args = vec!["-s", "-o", "/dev/null", "-w", "%{http_code}"];
+    args.extend_from_slice(curl_args);
+    args.push(url);
+    let out = run_with_stdin("curl", &args, "", &[]);
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Runs `portcullis <args>` configured for `dir` and `port`.

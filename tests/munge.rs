@@ -3,7 +3,7 @@
 //! field, or on the error number, for valid, restricted, tampered, truncated, forged and random
 //! credentials. Needs root (munged without systemd) and the `munge` tools on PATH.
 
-mod support;
+pub mod common;
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use common::munged::forge::Spec;
+use common::munged::{now, Munged, Rng, Unmunged};
 use portcullis::munge::{decode, Cipher, Credential, DecodePolicy, Mac, MungeError, MungeKey, Zip};
-use support::forge::Spec;
-use support::{now, Munged, Rng, Unmunged};
 
 const JSON: &[u8] = br#"{"authorized_locations":{"default":"alice:pa:ss"}}"#;
 
@@ -53,14 +53,18 @@ fn armor(bytes: &[u8]) -> String {
     format!("MUNGE:{}:", STANDARD.encode(bytes))
 }
 
-fn unarmor(credential: &str) -> Vec<u8> {
-    let base64 = credential
+/// The base64 between a credential's `MUNGE:` and its final `:`.
+fn armored_base64(credential: &str) -> &str {
+    credential
         .trim()
         .strip_prefix("MUNGE:")
         .unwrap()
         .strip_suffix(':')
-        .unwrap();
-    STANDARD.decode(base64).unwrap()
+        .unwrap()
+}
+
+fn unarmor(credential: &str) -> Vec<u8> {
+    STANDARD.decode(armored_base64(credential)).unwrap()
 }
 
 /// `decode` and `unmunge` read the same credential the same way.
@@ -302,12 +306,7 @@ fn wrong_key_is_cred_invalid_and_right_key_names_the_platform() {
 fn malformed_text_gets_munged_error_numbers() {
     let daemon = Munged::start(&[]);
     let credential = daemon.encode(&[], b"");
-    let base64 = credential
-        .trim()
-        .strip_prefix("MUNGE:")
-        .unwrap()
-        .strip_suffix(':')
-        .unwrap();
+    let base64 = armored_base64(&credential);
     let cases = [
         ("empty", String::new(), 2),
         ("whitespace only", " \n\t ".to_owned(), 2),

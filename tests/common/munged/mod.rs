@@ -1,4 +1,4 @@
-//! Test support: a private munged per test (stopped on drop), the `munge`/`unmunge` tools
+//! A private munged per test (stopped on drop), the `munge`/`unmunge` tools
 //! against it, and a forger that signs arbitrary credential bytes with the daemon's key.
 
 pub mod forge;
