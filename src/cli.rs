@@ -464,7 +464,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Keys(command) => keys_command(settings, command).await,
         Command::RegistryConfig(arg) => {
             let realm = load_realm(settings, &arg.realm).await?;
-            print!("{}", realm.registry_config());
+            print!("{}", registry_config(settings, &realm));
             Ok(())
         }
     }
@@ -473,6 +473,9 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     tracing::info!(port = app.port(), "listening on {}", settings.server.listen);
+    if let Some(warning) = settings.public_url_warning() {
+        tracing::warn!("{warning}");
+    }
     let mut out = std::io::stdout().lock();
     for realm in app.realms() {
         // A closed stdout (a supervisor that does not read it) must not stop the server.
@@ -480,12 +483,21 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
             out,
             "# Registry configuration for realm {}:\n{}",
             realm.name,
-            realm.registry_config()
+            registry_config(settings, realm)
         );
     }
     drop(out);
     app.run_until_stopped().await?;
     Ok(())
+}
+
+/// A realm's registry configuration as printed, headed by a YAML comment when the public URL had
+/// to be guessed ([`Settings::public_url_warning`]), so that it is seen where it is copied from.
+fn registry_config(settings: &Settings, realm: &realm::Realm) -> String {
+    let warning = settings
+        .public_url_warning()
+        .map(|warning| format!("# WARNING: {warning}\n"));
+    format!("{}{}", warning.unwrap_or_default(), realm.registry_config())
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -530,7 +542,8 @@ async fn realm_command(settings: &Settings, command: RealmCommand) -> anyhow::Re
                 })
                 .await?;
             println!("realm {name} added; registry configuration:");
-            print!("{}", load_realm(settings, &name).await?.registry_config());
+            let realm = load_realm(settings, &name).await?;
+            print!("{}", registry_config(settings, &realm));
         }
         RealmCommand::Set { name, token_header } => {
             store.set_realm_token_header(&name, token_header).await?;
@@ -538,7 +551,8 @@ async fn realm_command(settings: &Settings, command: RealmCommand) -> anyhow::Re
                 "realm {name}: token header {token_header}; restart running servers to apply it. \
                  Registry configuration:"
             );
-            print!("{}", load_realm(settings, &name).await?.registry_config());
+            let realm = load_realm(settings, &name).await?;
+            print!("{}", registry_config(settings, &realm));
         }
         RealmCommand::List => {
             println!(
