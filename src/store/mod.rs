@@ -79,6 +79,14 @@ pub enum StoreError {
     NotFound(String),
     #[error("cannot create or lock {path}: {error}")]
     Directory { path: String, error: std::io::Error },
+    /// The SQLite database's directory exists, but this process may not create files in it: a
+    /// bind-mounted directory owned by another user, typically (SQLite would only say that it is
+    /// "unable to open database file").
+    #[error(
+        "the database directory {path} is not writable by this process (uid {uid}, gid {gid}): \
+         give that user write access, e.g. chown {uid}:{gid} {path}"
+    )]
+    NotWritable { path: String, uid: u32, gid: u32 },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     /// Shared: one failed commit is the answer of every MUNGE credential's use it was to record.
@@ -1174,9 +1182,27 @@ fn prepare_sqlite_url(url: &str, path: &str) -> Result<String, StoreError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
+        let path = || dir.display().to_string();
         std::fs::create_dir_all(dir).map_err(|error| StoreError::Directory {
-            path: dir.display().to_string(),
+            path: path(),
             error,
+        })?;
+        // SQLite creates its journal files beside the database: try to create a file there.
+        tempfile::tempfile_in(dir).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::PermissionDenied {
+                // SAFETY: geteuid and getegid cannot fail and touch no memory.
+                let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+                StoreError::NotWritable {
+                    path: path(),
+                    uid,
+                    gid,
+                }
+            } else {
+                StoreError::Directory {
+                    path: path(),
+                    error,
+                }
+            }
         })?;
     }
     Ok(if url.contains('?') {
