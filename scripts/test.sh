@@ -3,7 +3,7 @@
 # programs the tests drive, starts a throwaway PostgreSQL for them (exported as
 # PORTCULLIS_TEST_POSTGRES_URL, stopped on exit), then runs rustfmt, clippy and
 # every test target, then the benchmarks in quick mode, then builds and runs the
-# container image.
+# container image and checks the Kubernetes manifests and the systemd unit.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -51,6 +51,9 @@ scripts/bench.sh --quick
 
 stage "container image, built and run with podman (offline)"
 scripts/container-test.sh
+
+stage "Kubernetes manifests and systemd unit"
+scripts/deploy-check.sh
 
 # One closing line for the whole suite, summed over every test binary.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' \
