@@ -56,7 +56,7 @@ cleanup() {
             tail -n 20 "$work/registry.log" >&2
         fi
     fi
-    for id in "${containers[@]}"; do podman rm --force --time 1 "$id" >/dev/null 2>&1 || true; done
+    for id in "${containers[@]}"; do podman rm --force --volumes --time 1 "$id" >/dev/null 2>&1 || true; done
     for id in "${volumes[@]}"; do podman volume rm --force "$id" >/dev/null 2>&1 || true; done
     # The image before its base.
     for ((i = ${#images[@]} - 1; i >= 0; i--)); do
@@ -134,7 +134,12 @@ grep -q 'WARNING: server.public_url is not set' <<<"$config" || fail "no warning
 if grep -q '://0\.0\.0\.0' <<<"$config"; then
     fail "a URL with 0.0.0.0 in the registry configuration: $config"
 fi
-step "without a public URL: warned, and no 0.0.0.0 URL in registry-config"
+cid=$(podman run -d --no-healthcheck "$image" 2>>"$work/podman.log") ||
+    { cat "$work/podman.log" >&2; fail "podman run"; }
+containers+=("$cid")
+wait_for "the start-up warning" bash -c "podman logs '$cid' 2>&1 | grep -q 'WARN.*server.public_url is not set'"
+podman rm --force --volumes --time 1 "$cid" >/dev/null 2>>"$work/podman.log"
+step "without a public URL: warned at start and in registry-config, which has no 0.0.0.0 URL"
 
 # --- A bind-mounted data directory the container's user cannot write: a message that says so.
 mkdir -m 0755 "$work/root-owned"
