@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Installs the external programs that Portcullis's integration tests and load benchmark drive:
 # docker-registry, skopeo, podman, containerd/ctr, munge, PostgreSQL, wrk, htpasswd and python3
-# (scripts/bench.sh mints MUNGE credentials with it), from Debian's packages. Idempotent: does
-# nothing when every command is already present. Never starts the packages' services: the tests
-# start their own throwaway instances (see tests/common/external.rs, scripts/pg.sh).
+# (scripts/bench.sh mints MUNGE credentials with it), from Debian's packages; for the container and
+# deployment checks (scripts/container-test.sh, scripts/deploy-check.sh) debootstrap, runc, curl,
+# systemd-analyze and kill, and kubernetes-validate from PyPI. Idempotent: does nothing when every
+# command is already present. Never starts the packages' services: the tests start their own
+# throwaway instances (see tests/common/external.rs, scripts/pg.sh).
 set -euo pipefail
 
-PACKAGES=(docker-registry skopeo podman containerd munge postgresql wrk apache2-utils python3)
-COMMANDS=(docker-registry skopeo podman containerd ctr munge munged mungekey unmunge wrk htpasswd python3)
+PACKAGES=(docker-registry skopeo podman containerd munge postgresql wrk apache2-utils python3
+    debootstrap runc curl systemd procps python3-pip)
+COMMANDS=(docker-registry skopeo podman containerd ctr munge munged mungekey unmunge wrk htpasswd python3
+    debootstrap runc curl systemd-analyze)
+# The Kubernetes manifests' validator (scripts/deploy-check.sh), from PyPI: Debian has no package.
+PIP_PACKAGE=kubernetes-validate
 
 missing=()
 for cmd in "${COMMANDS[@]}"; do
@@ -16,37 +22,56 @@ for cmd in "${COMMANDS[@]}"; do
         missing+=("$cmd")
     fi
 done
+# `kill` is also a shell builtin: the unit check needs the program.
+if ! type -P kill >/dev/null; then
+    missing+=(kill)
+fi
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     missing+=(initdb)
 fi
 
-if [[ ${#missing[@]} -eq 0 ]]; then
+if ! command -v "$PIP_PACKAGE" >/dev/null 2>&1; then
+    pip_missing=true
+else
+    pip_missing=false
+fi
+
+if [[ ${#missing[@]} -eq 0 && $pip_missing == false ]]; then
     echo "install-deps: all external test programs present"
     exit 0
 fi
-echo "install-deps: missing ${missing[*]}; installing ${PACKAGES[*]}"
-
 sudo=()
 if [[ $(id -u) -ne 0 ]]; then
     sudo=(sudo)
 fi
 
-# Keep the packages' postinst scripts from starting their services
-# (invoke-rc.d honours policy-rc.d exit status 101 = "action forbidden").
-policy=/usr/sbin/policy-rc.d
-added_policy=false
-if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod 0755 "$policy"
-    added_policy=true
-fi
-remove_policy() {
-    if [[ $added_policy == true ]]; then
-        "${sudo[@]}" rm -f "$policy"
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "install-deps: missing ${missing[*]}; installing ${PACKAGES[*]}"
+    # Keep the packages' postinst scripts from starting their services
+    # (invoke-rc.d honours policy-rc.d exit status 101 = "action forbidden").
+    policy=/usr/sbin/policy-rc.d
+    added_policy=false
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 0755 "$policy"
+        added_policy=true
     fi
-}
-trap remove_policy EXIT
+    remove_policy() {
+        if [[ $added_policy == true ]]; then
+            "${sudo[@]}" rm -f "$policy"
+        fi
+    }
+    trap remove_policy EXIT
 
-"${sudo[@]}" apt-get update
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+fi
+
+if [[ $pip_missing == true ]]; then
+    echo "install-deps: installing $PIP_PACKAGE from PyPI"
+    # Debian's own python3 refuses pip installs outside a virtual environment (PEP 668); this
+    # validator is the only package installed so, for the checks.
+    python3 -m pip install --quiet "$PIP_PACKAGE" 2>/dev/null ||
+        "${sudo[@]}" python3 -m pip install --quiet --break-system-packages "$PIP_PACKAGE"
+fi

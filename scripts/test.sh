@@ -2,7 +2,8 @@
 # The project's whole check, as CI runs it (.ci/run): installs the external
 # programs the tests drive, starts a throwaway PostgreSQL for them (exported as
 # PORTCULLIS_TEST_POSTGRES_URL, stopped on exit), then runs rustfmt, clippy and
-# every test target, then the benchmarks in quick mode.
+# every test target, then the benchmarks in quick mode, then builds and runs the
+# container image and checks the Kubernetes manifests and the systemd unit.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -47,6 +48,12 @@ cargo test --lib --bins --tests 2>&1 | tee "$work/test.log"
 stage "benchmarks (quick mode: they must build and run; no timings are judged)"
 cargo bench --bench policy --bench token -- --warm-up-time 0.1 --measurement-time 0.2 --noplot
 scripts/bench.sh --quick
+
+stage "container image, built and run with podman (offline)"
+scripts/container-test.sh
+
+stage "Kubernetes manifests and systemd unit"
+scripts/deploy-check.sh
 
 # One closing line for the whole suite, summed over every test binary.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' \

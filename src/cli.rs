@@ -465,7 +465,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             let store = open_store(settings).await?;
             let place = key_place(settings);
             let realm = admin::realms::load(&store, &place, &arg.realm).await?;
-            print!("{}", realm.registry_config());
+            print!("{}", registry_config(settings, &realm));
             Ok(())
         }
     }
@@ -474,6 +474,9 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     tracing::info!(port = app.port(), "listening on {}", settings.server.listen);
+    if let Some(warning) = settings.public_url_warning() {
+        tracing::warn!("{warning}");
+    }
     let mut out = std::io::stdout().lock();
     for realm in app.realms() {
         // A closed stdout (a supervisor that does not read it) must not stop the server.
@@ -481,12 +484,21 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
             out,
             "# Registry configuration for realm {}:\n{}",
             realm.name,
-            realm.registry_config()
+            registry_config(settings, realm)
         );
     }
     drop(out);
     app.run_until_stopped().await?;
     Ok(())
+}
+
+/// A realm's registry configuration as printed, headed by a YAML comment when the public URL had
+/// to be guessed ([`Settings::public_url_warning`]), so that it is seen where it is copied from.
+fn registry_config(settings: &Settings, realm: &realm::Realm) -> String {
+    let warning = settings
+        .public_url_warning()
+        .map(|warning| format!("# WARNING: {warning}\n"));
+    format!("{}{}", warning.unwrap_or_default(), realm.registry_config())
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -525,7 +537,7 @@ async fn realm_command(settings: &Settings, command: RealmCommand) -> anyhow::Re
             };
             let added = admin::realms::add(&store, &place, realm).await?;
             println!("realm {name} added; registry configuration:");
-            print!("{}", added.registry_config());
+            print!("{}", registry_config(settings, &added));
         }
         RealmCommand::Set { name, token_header } => {
             let realm =
@@ -534,7 +546,7 @@ async fn realm_command(settings: &Settings, command: RealmCommand) -> anyhow::Re
                 "realm {name}: token header {token_header}; restart running servers to apply it. \
                  Registry configuration:"
             );
-            print!("{}", realm.registry_config());
+            print!("{}", registry_config(settings, &realm));
         }
         RealmCommand::List => {
             println!(

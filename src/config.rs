@@ -432,7 +432,10 @@ impl Settings {
     /// The base URL that clients reach us at, without a trailing slash. Without `server.public_url`
     /// it is derived from `server.listen`, naming the loopback address `localhost`: clients built
     /// on go-containerregistry (crane, ko) refuse a token realm on a loopback or private IP
-    /// literal. Only 127.0.0.1 and ::1 are named so; `localhost` does not reach 127.0.0.2.
+    /// literal. Only 127.0.0.1 and ::1 are named so; `localhost` does not reach 127.0.0.2. An
+    /// unspecified address (`0.0.0.0`, `::`) is no address a client can use: it is named
+    /// `localhost` too, which serves clients on this host (and, in a container, through a published
+    /// port), and [`Settings::public_url_warning`] says that `server.public_url` must be set.
     pub fn public_url(&self) -> String {
         if self.server.public_url.is_empty() {
             let scheme = if self.tls.cert_file.is_some() {
@@ -440,9 +443,10 @@ impl Settings {
             } else {
                 "http"
             };
-            let named_localhost = |ip: IpAddr| match ip {
-                IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
-                IpAddr::V6(v6) => v6 == std::net::Ipv6Addr::LOCALHOST,
+            let named_localhost = |ip: IpAddr| {
+                ip.is_unspecified()
+                    || ip == IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+                    || ip == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
             };
             match self.server.listen.parse::<SocketAddr>() {
                 Ok(addr) if named_localhost(addr.ip()) => {
@@ -453,6 +457,28 @@ impl Settings {
         } else {
             self.server.public_url.trim_end_matches('/').to_owned()
         }
+    }
+
+    /// Why the derived public URL will not reach most clients, when `server.listen` is an
+    /// unspecified address (`0.0.0.0`, `::`, as in a container) and `server.public_url` is unset.
+    /// The server starts anyway; the caller shows this where the operator looks (the start-up log,
+    /// printed registry configurations).
+    pub fn public_url_warning(&self) -> Option<String> {
+        let unspecified = self
+            .server
+            .listen
+            .parse::<SocketAddr>()
+            .is_ok_and(|addr| addr.ip().is_unspecified());
+        (unspecified && self.server.public_url.is_empty()).then(|| {
+            format!(
+                "server.public_url is not set and server.listen {} names no address a client can \
+                 use: token URLs and issuers say {}, which only clients on this host reach. Set \
+                 server.public_url (environment: PORTCULLIS__SERVER__PUBLIC_URL) to the URL \
+                 registries and clients use to reach this server.",
+                self.server.listen,
+                self.public_url()
+            )
+        })
     }
 
     /// The policy file of each realm that has one.
@@ -517,8 +543,26 @@ mod tests {
         assert_eq!(url("127.0.0.1:443", true), "https://localhost:443");
         assert_eq!(url("127.3.2.1:5001", false), "http://127.3.2.1:5001");
         assert_eq!(url("[::1]:8080", false), "http://localhost:8080");
-        assert_eq!(url("0.0.0.0:5001", false), "http://0.0.0.0:5001");
+        assert_eq!(url("0.0.0.0:5001", false), "http://localhost:5001");
+        assert_eq!(url("[::]:5001", true), "https://localhost:5001");
         assert_eq!(url("192.0.2.7:5001", true), "https://192.0.2.7:5001");
+    }
+
+    #[test]
+    fn an_unspecified_listen_address_without_public_url_is_warned_about() {
+        let warning = |listen: &str, public_url: &str| {
+            let mut s = Settings::default();
+            s.server.listen = listen.into();
+            s.server.public_url = public_url.into();
+            s.public_url_warning()
+        };
+        let text = warning("0.0.0.0:5001", "").unwrap();
+        assert!(text.contains("PORTCULLIS__SERVER__PUBLIC_URL"), "{text}");
+        assert!(text.contains("http://localhost:5001"), "{text}");
+        assert!(warning("[::]:5001", "").is_some());
+        assert_eq!(warning("0.0.0.0:5001", "https://auth.example.org"), None);
+        assert_eq!(warning("127.0.0.1:5001", ""), None);
+        assert_eq!(warning("192.0.2.7:5001", ""), None);
     }
 
     #[test]

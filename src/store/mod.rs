@@ -54,6 +54,14 @@ pub enum StoreError {
     NotFound(String),
     #[error("cannot create or lock {path}: {error}")]
     Directory { path: String, error: std::io::Error },
+    /// The SQLite database's directory exists, but this process may not create files in it: a
+    /// bind-mounted directory owned by another user, typically (SQLite would only say that it is
+    /// "unable to open database file").
+    #[error(
+        "the database directory {path} is not writable by this process (uid {uid}, gid {gid}): \
+         give that user write access, e.g. chown {uid}:{gid} {path}"
+    )]
+    NotWritable { path: String, uid: u32, gid: u32 },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     /// Shared: one failed commit is the answer of every MUNGE credential's use it was to record.

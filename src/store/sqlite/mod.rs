@@ -46,9 +46,27 @@ pub fn prepare_url(url: &str, path: &str) -> Result<String, StoreError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
+        let path = || dir.display().to_string();
         std::fs::create_dir_all(dir).map_err(|error| StoreError::Directory {
-            path: dir.display().to_string(),
+            path: path(),
             error,
+        })?;
+        // SQLite creates its journal files beside the database: try to create a file there.
+        tempfile::tempfile_in(dir).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::PermissionDenied {
+                // SAFETY: geteuid and getegid cannot fail and touch no memory.
+                let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+                StoreError::NotWritable {
+                    path: path(),
+                    uid,
+                    gid,
+                }
+            } else {
+                StoreError::Directory {
+                    path: path(),
+                    error,
+                }
+            }
         })?;
     }
     Ok(if url.contains('?') {
