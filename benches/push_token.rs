@@ -1,9 +1,9 @@
 //! The token a `docker push` gets, shared by the criterion benches and the signature probe: both
 //! sign its signing input, so the raw signature hashes as many bytes as the server's does.
 
+use portcullis::jwt::{Claims, ResourceActions, Signer, TokenHeader, DEFAULT_TOKEN_TTL_SECS};
 use portcullis::keys::RealmKeys;
 use portcullis::scope::{self, Scope};
-use portcullis::token::{Claims, ResourceActions, Signer, TokenHeader, DEFAULT_TOKEN_TTL_SECS};
 
 /// The issuer of the default realm of a server on its default address.
 pub const ISSUER: &str = "http://127.0.0.1:5001/auth/realms/default/protocol/docker-v2/auth";

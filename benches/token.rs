@@ -8,11 +8,11 @@ use std::hint::black_box;
 use aws_lc_rs::rand::SystemRandom;
 use criterion::{criterion_group, criterion_main, Criterion};
 use munged::Munged;
-use portcullis::domain::RealmName;
+use portcullis::jwt::{Signer, TokenHeader};
 use portcullis::keys::RealmKeys;
 use portcullis::munge::{decode, DecodePolicy};
+use portcullis::names::RealmName;
 use portcullis::scope::{self, Scope};
-use portcullis::token::{Signer, TokenHeader};
 use push_token::{push_claims, signing_input, PUSH_SCOPES};
 
 /// A private munged, as the MUNGE tests start one.

@@ -18,8 +18,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
-use portcullis::domain::RealmName;
 use portcullis::keys::RealmKeys;
+use portcullis::names::RealmName;
 
 #[path = "../benches/push_token.rs"]
 mod push_token;

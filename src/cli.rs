@@ -21,11 +21,11 @@ use crate::admin::{
 };
 use crate::auth::password::Hasher;
 use crate::config::{Settings, CONFIG_FILE_ENV};
-use crate::domain::{GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
+use crate::jwt::{TokenHeader, DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
+use crate::names::{GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
 use crate::realm::{self, DEFAULT_REALM, MAX_TOKEN_TTL_SECS};
 use crate::startup::Application;
 use crate::store::{unix_now, Role, Store, UserKind};
-use crate::token::{TokenHeader, DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
 
 /// A Docker Registry v2 token service.
 #[derive(Parser)]

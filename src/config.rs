@@ -9,7 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::RealmName;
+use crate::names::RealmName;
 
 /// Prefix of environment overrides; `__` separates section and key (`PORTCULLIS__SERVER__LISTEN`).
 pub const ENV_PREFIX: &str = "PORTCULLIS__";

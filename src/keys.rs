@@ -23,7 +23,7 @@ use p256::pkcs8::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use crate::domain::RealmName;
+use crate::names::RealmName;
 
 /// Validity of generated certificates. The registry checks it on the `x5c` path (not on the `kid`
 /// path), so it is long; rotate keys deliberately rather than let a certificate lapse.

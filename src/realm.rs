@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use crate::domain::RealmName;
+use crate::jwt::{Signer, TokenHeader, DEFAULT_TOKEN_TTL_SECS};
 use crate::keys::{KeyError, RealmKeys, CERT_FILE};
+use crate::names::RealmName;
 use crate::store::{RealmRecord, Store, StoreError};
-use crate::token::{Signer, TokenHeader, DEFAULT_TOKEN_TTL_SECS};
 
 /// The realm created on first start.
 pub const DEFAULT_REALM: &str = "default";

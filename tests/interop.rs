@@ -13,10 +13,10 @@ use common::external::{
 };
 use common::jwt;
 use common::portcullis::{http_status, Portcullis};
-use portcullis::domain::RealmName;
+use portcullis::jwt::{Claims, KeyReference, ResourceActions, Signer};
 use portcullis::keys::RealmKeys;
+use portcullis::names::RealmName;
 use portcullis::scope::Scope;
-use portcullis::token::{Claims, KeyReference, ResourceActions, Signer};
 use serde_json::Value;
 
 /// A Portcullis with users alice (user), bob (user) and root (admin), and a registry trusting it.

@@ -2,7 +2,7 @@
 //! rule (the checks a policy file's rules get) before it is stored.
 
 use super::AdminError;
-use crate::domain::RealmName;
+use crate::names::RealmName;
 use crate::policy::source as policies;
 use crate::policy::{Rule, RuleError};
 use crate::store::{GrantRecord, Store};

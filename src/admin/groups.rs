@@ -2,7 +2,7 @@
 //! members.
 
 use super::AdminError;
-use crate::domain::{GroupName, RealmName, Username};
+use crate::names::{GroupName, RealmName, Username};
 use crate::store::Store;
 
 /// A group and its members' names, both sorted by name.

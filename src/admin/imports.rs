@@ -3,8 +3,8 @@
 //! already are left as they are and reported.
 
 use super::AdminError;
-use crate::domain::{RealmName, Username};
 use crate::import::{self, Import, ImportError};
+use crate::names::{RealmName, Username};
 use crate::store::{Role, Store, StoreError};
 
 /// The kinds of file users are imported from.

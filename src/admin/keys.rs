@@ -7,7 +7,7 @@ use jsonwebtoken::jwk::JwkSet;
 
 use super::realms::{self, KeyPlace};
 use super::AdminError;
-use crate::domain::RealmName;
+use crate::names::RealmName;
 use crate::realm::Realm;
 use crate::store::Store;
 

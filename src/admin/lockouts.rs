@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::AdminError;
 use crate::auth::lockout::{address_subject, lockout_subject};
-use crate::domain::{RealmName, Username};
+use crate::names::{RealmName, Username};
 use crate::store::{FailureRecord, Store};
 
 /// Whose failures to forget: an account or a client address.

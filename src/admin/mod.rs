@@ -16,15 +16,15 @@ pub mod users;
 
 use crate::auth::password::{PasswordError, MAX_PASSWORD_LEN};
 use crate::auth::token::{CreateError, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
-use crate::domain::{NameError, RealmName, Username};
 use crate::import::ImportError;
+use crate::jwt::MIN_TOKEN_TTL_SECS;
 use crate::keys::KeyError;
+use crate::names::{NameError, RealmName, Username};
 use crate::policy::source::PoliciesError;
 use crate::policy::{RuleError, ScopeLimitError};
 use crate::realm::{RealmError, MAX_TOKEN_TTL_SECS};
 use crate::scope::ScopeError;
 use crate::store::StoreError;
-use crate::token::MIN_TOKEN_TTL_SECS;
 
 /// Why a use case refused or failed. One enum for every use case: they share most causes (the
 /// store, a missing realm or user, input that does not parse), and a front end maps one type to its

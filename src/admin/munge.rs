@@ -2,7 +2,7 @@
 //! act as that user), remove and list mappings, and map the uids of a passwd file.
 
 use super::AdminError;
-use crate::domain::{RealmName, Username};
+use crate::names::{RealmName, Username};
 use crate::store::{Store, StoreError};
 
 /// One mapping: a platform's uid and the user it acts as.

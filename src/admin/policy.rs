@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::AdminError;
 use crate::auth::accounts::Account;
-use crate::domain::{RealmName, Username};
+use crate::names::{RealmName, Username};
 use crate::policy::source as policies;
 use crate::policy::{Decision, Policy, Subject};
 use crate::scope;

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::AdminError;
-use crate::domain::{Issuer, RealmName, ServiceName};
+use crate::jwt::{TokenHeader, MIN_TOKEN_TTL_SECS};
 use crate::keys::RealmKeys;
+use crate::names::{Issuer, RealmName, ServiceName};
 use crate::realm::{self, Realm, Realms, MAX_TOKEN_TTL_SECS};
 use crate::store::{RealmRecord, Store};
-use crate::token::{TokenHeader, MIN_TOKEN_TTL_SECS};
 
 /// Where realms' keys live and the public URL their token endpoints are under (`[keys] dir` and
 /// the server's public URL).

@@ -4,7 +4,7 @@
 
 use super::AdminError;
 use crate::auth::token::{self, Created, TokenSpec};
-use crate::domain::{RealmName, TokenName, Username};
+use crate::names::{RealmName, TokenName, Username};
 use crate::policy::scope_limit;
 use crate::store::{unix_now, Store, TokenKind, TokenRecord};
 

@@ -8,7 +8,7 @@ use super::AdminError;
 use crate::auth::munge as munge_door;
 use crate::auth::password::{Hasher, MAX_PASSWORD_LEN};
 use crate::auth::token::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
-use crate::domain::{RealmName, Username};
+use crate::names::{RealmName, Username};
 use crate::store::{Role, Store, UserKind, UserRecord};
 
 /// A password that could log in: not empty, at most [`MAX_PASSWORD_LEN`] bytes, and not shaped

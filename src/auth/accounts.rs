@@ -9,7 +9,7 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::domain::{RealmName, Username};
+use crate::names::{RealmName, Username};
 use crate::policy::authorize::policy_groups;
 use crate::policy::{scope_limit, Policy, ScopeLimitError};
 use crate::store::changes::Counters;

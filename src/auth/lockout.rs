@@ -20,7 +20,7 @@ use super::accounts::insert_bounded;
 use super::password::PasswordError;
 use super::{Authenticator, AuthnError};
 use crate::config::LockoutSettings;
-use crate::domain::{RealmName, Username};
+use crate::names::{RealmName, Username};
 use crate::store::changes::Counters;
 use crate::store::{FailureRecord, Store, StoreError};
 

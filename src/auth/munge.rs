@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::{principal, Authenticator, AuthnError, Credentials, Method, Principal, Request};
 use crate::config::Settings;
-use crate::domain::RealmName;
 use crate::munge::{decode, Credential, DecodePolicy, KeyFileError, MungeError, MungeKey};
+use crate::names::RealmName;
 use crate::scope;
 use crate::store::{unix_now, TokenKind};
 

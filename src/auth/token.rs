@@ -1,4 +1,4 @@
-//! Refresh and access tokens, Portcullis' own long-lived secrets (the signed JWT is `crate::token`'s):
+//! Refresh and access tokens, Portcullis' own long-lived secrets (the signed JWT is `crate::jwt`'s):
 //! 256 random bits behind a recognisable prefix, shown once, stored only as a SHA-256 digest, and
 //! found again by that digest at login, with no argon2 on that path. [`create`] is the one place a
 //! token is minted, for the token endpoint and the operator's commands alike.

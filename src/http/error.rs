@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use crate::auth::password::PasswordError;
 use crate::auth::{AuthnError, MalformedCredentials};
-use crate::domain::RealmName;
+use crate::issue::IssueError;
+use crate::names::RealmName;
 use crate::realm::RealmError;
 use crate::scope::ScopeError;
-use crate::service::IssueError;
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECS: &str = "1";

@@ -17,10 +17,10 @@ use serde::Serialize;
 use self::error::ApiError;
 use crate::auth::munge::MUNGE_HEADER;
 use crate::auth::password::Verifier;
-use crate::domain::RealmName;
+use crate::issue::{self, Issued, TokenRequest, TokenService};
 use crate::metrics::Metrics;
+use crate::names::RealmName;
 use crate::realm::{Realm, Realms};
-use crate::service::{self, Issued, TokenRequest, TokenService};
 use crate::store::Store;
 
 /// Route prefixes of a realm's docker-v2 protocol: Keycloak's older layout and its newer one, so a
@@ -141,7 +141,7 @@ async fn issue(
 /// The token response: `token` and `access_token` both (clients read one or the other),
 /// `expires_in`, `issued_at`, OAuth2's `scope` on POST, and the new `refresh_token` if one was
 /// minted. Written by hand: the 1.5 KB token goes in twice as it stands (a
-/// [`Jwt`](crate::token::Jwt) needs no escaping), where serde would scan it for escapes each time.
+/// [`Jwt`](crate::jwt::Jwt) needs no escaping), where serde would scan it for escapes each time.
 fn token_response(issued: &Issued, with_scope: bool) -> HttpResponse {
     let jwt = issued.token.as_str();
     let mut body = String::with_capacity(2 * jwt.len() + TOKEN_RESPONSE_FIELDS_LEN);
@@ -155,7 +155,7 @@ fn token_response(issued: &Issued, with_scope: bool) -> HttpResponse {
     push_json_string(&mut body, &rfc3339(issued.issued_at));
     if with_scope {
         body.push_str(r#","scope":"#);
-        push_json_string(&mut body, &service::join(&issued.granted));
+        push_json_string(&mut body, &issue::join(&issued.granted));
     }
     if let Some(refresh_token) = &issued.refresh_token {
         body.push_str(r#","refresh_token":"#);

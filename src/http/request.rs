@@ -8,8 +8,8 @@ use secrecy::SecretString;
 
 use super::error::ApiError;
 use crate::auth::Credentials;
+use crate::issue::TokenRequest;
 use crate::scope;
-use crate::service::TokenRequest;
 
 /// Most parameters (query or form fields) in one request.
 pub const MAX_PARAMS: usize = 64;
@@ -231,7 +231,7 @@ mod tests {
         .unwrap();
         assert_eq!(request.service, "registry");
         assert_eq!(
-            crate::service::join(&request.scopes),
+            crate::issue::join(&request.scopes),
             "repository:a/b:pull,push repository:c:push"
         );
         match request.credentials {
@@ -314,7 +314,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.client_id.as_deref(), Some("containerd-client"));
-        assert_eq!(crate::service::join(&request.scopes), "repository:a:pull");
+        assert_eq!(crate::issue::join(&request.scopes), "repository:a:pull");
         assert!(matches!(request.credentials, Credentials::Password { .. }));
     }
 

@@ -73,7 +73,7 @@ pub fn authorize(policy: &Policy, principal: &Principal, requested: &[Scope]) ->
 mod tests {
     use super::*;
     use crate::auth::{Method, User};
-    use crate::domain::Username;
+    use crate::names::Username;
     use crate::scope::parse_all;
 
     fn user(name: &str, groups: &[&str]) -> Principal {

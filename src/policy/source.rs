@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use crate::domain::RealmName;
+use crate::names::RealmName;
 use crate::policy::{Policy, PolicyError, Rule, RuleError, RuleText};
 use crate::store::{GrantRecord, Store, StoreError};
 

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::rule::RuleError;
-use crate::domain::Username;
+use crate::names::Username;
 
 /// The principal a decision is made for: an account name (`None` when anonymous) and the groups
 /// the account belongs to. Realm administrators are members of a group, `admins` by convention.
@@ -147,7 +147,7 @@ mod tests {
                 "{bad}"
             );
         }
-        let long = format!("user:{}", "a".repeat(crate::domain::MAX_USERNAME_LEN + 1));
+        let long = format!("user:{}", "a".repeat(crate::names::MAX_USERNAME_LEN + 1));
         assert!(long.parse::<SubjectPattern>().is_err());
     }
 }

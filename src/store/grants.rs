@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::{unix_now, Store, StoreError};
-use crate::domain::RealmName;
+use crate::names::RealmName;
 
 /// A policy rule kept in the database, as text; `policy::Rule::parse` checks it.
 #[derive(Debug, Clone, PartialEq, Eq)]

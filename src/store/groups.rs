@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::{unix_now, Store, StoreError};
-use crate::domain::{RealmName, Username};
+use crate::names::{RealmName, Username};
 
 impl Store {
     /// Adds a group.

@@ -171,7 +171,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// tests; the file's path, to change rows behind the store's back.
 #[cfg(test)]
 async fn test_store() -> (tempfile::TempDir, Store, std::path::PathBuf) {
-    use crate::domain::{RealmName, Username};
+    use crate::names::{RealmName, Username};
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
@@ -187,7 +187,7 @@ async fn test_store() -> (tempfile::TempDir, Store, std::path::PathBuf) {
             services: vec!["registry".into()],
             issuer: None,
             token_ttl_secs: 300,
-            token_header: crate::token::TokenHeader::default(),
+            token_header: crate::jwt::TokenHeader::default(),
         })
         .await
         .unwrap();

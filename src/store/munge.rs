@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::gather::Gathering;
 use super::users::{user_from_row, UserRecord};
 use super::{Engine, Store, StoreError};
-use crate::domain::{RealmName, Username};
+use crate::names::{RealmName, Username};
 
 /// How often expired replay records are deleted.
 const REPLAY_PURGE_INTERVAL_SECS: i64 = 60;

@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{unix_now, Store, StoreError};
-use crate::domain::RealmName;
-use crate::token::TokenHeader;
+use crate::jwt::TokenHeader;
+use crate::names::RealmName;
 
 /// A realm as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::users::{user_from_row, UserRecord};
 use super::{unix_now, unknown, Store, StoreError};
-use crate::domain::{RealmName, Username};
+use crate::names::{RealmName, Username};
 
 /// Granularity of a token's recorded last use.
 pub const LAST_USED_RESOLUTION_SECS: i64 = 60;

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{unix_now, unknown, Store, StoreError};
-use crate::domain::{RealmName, Username};
+use crate::names::{RealmName, Username};
 
 /// Whether a change to a user also revokes their refresh tokens (password change, disable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,7 +283,7 @@ pub(super) fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     let username: String = row.try_get("username")?;
     let role: String = row.try_get("role")?;
     let kind: String = row.try_get("kind")?;
-    let corrupt = |e: crate::domain::NameError| StoreError::Corrupt(e.to_string());
+    let corrupt = |e: crate::names::NameError| StoreError::Corrupt(e.to_string());
     Ok(UserRecord {
         id: row.try_get("id")?,
         realm: RealmName::parse(&realm).map_err(corrupt)?,

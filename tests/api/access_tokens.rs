@@ -4,7 +4,7 @@
 use crate::api::helpers::{claims, realm_name, TestApp};
 use crate::on_both_engines;
 use portcullis::auth::token::{self, TokenSpec};
-use portcullis::domain::Username;
+use portcullis::names::Username;
 use portcullis::store::{unix_now, Role, TokenKind};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};

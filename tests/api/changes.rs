@@ -6,7 +6,7 @@
 
 use portcullis::auth::token::{self, TokenSpec};
 use portcullis::config::LockoutSettings;
-use portcullis::domain::Username;
+use portcullis::names::Username;
 use portcullis::store::changes::Counters;
 use portcullis::store::{unix_now, GrantRecord, Role, TokenKind};
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 use crate::api::helpers::{realm_name, TestApp};
 use crate::on_both_engines;
 use portcullis::auth::password::Hasher;
-use portcullis::domain::Username;
+use portcullis::names::Username;
 use portcullis::store::Role;
 use secrecy::SecretString;
 use serde_json::Value;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use portcullis::auth::password::Hasher;
 use portcullis::config::Settings;
-use portcullis::domain::{RealmName, Username};
+use portcullis::names::{RealmName, Username};
 use portcullis::startup::Application;
 use portcullis::store::changes::FRESHNESS;
 use portcullis::store::{Role, Store};

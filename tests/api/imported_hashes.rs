@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::helpers::{realm_name, TestApp};
 use crate::on_both_engines;
-use portcullis::domain::Username;
+use portcullis::names::Username;
 use portcullis::store::Role;
 
 on_both_engines!(a_too_costly_bcrypt_hash_is_refused_at_once);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use portcullis::auth::lockout::{address_subject, lockout_subject};
 use portcullis::auth::password::Hasher;
 use portcullis::config::Settings;
-use portcullis::domain::Username;
+use portcullis::names::Username;
 use portcullis::store::changes::FRESHNESS;
 use portcullis::store::Role;
 use secrecy::SecretString;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use futures_util::FutureExt;
 use portcullis::config::{MungeSettings, PlatformSettings, Settings};
-use portcullis::domain::Username;
 use portcullis::munge::MAX_TTL_SECS;
+use portcullis::names::Username;
 use portcullis::store::{unix_now, Role};
 use serde_json::{json, Value};
 

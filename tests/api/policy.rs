@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::helpers::{claims, realm_name, spawn_app_with, Db, TestApp};
 use crate::on_both_engines;
-use portcullis::domain::Username;
+use portcullis::names::Username;
 use portcullis::store::{GrantRecord, Role};
 use serde_json::{json, Value};
 

@@ -3,8 +3,8 @@
 
 use crate::api::helpers::{claims, header, realm_name, TestApp};
 use crate::on_both_engines;
+use portcullis::jwt::TokenHeader;
 use portcullis::store::{RealmRecord, Role, StoreError};
-use portcullis::token::TokenHeader;
 use serde_json::Value;
 
 on_both_engines!(realms_are_independent, health_and_readiness);

@@ -10,7 +10,7 @@ use portcullis::auth::lockout::lockout_subject;
 use portcullis::auth::password::Hasher;
 use portcullis::auth::token::{self, TokenSpec};
 use portcullis::config::LockoutSettings;
-use portcullis::domain::Username;
+use portcullis::names::Username;
 use portcullis::store::{unix_now, Role, TokenKind};
 use secrecy::{ExposeSecret, SecretString};
 

@@ -20,7 +20,7 @@ pub use verifier::{Claim, Hasher, PasswordError, Verifier};
 use super::accounts::Account;
 use super::lockout::{address_subject, checks_allowed, lockout_subject, Admission, Permit};
 use super::{principal, Authenticator, AuthnError, Method, Principal, Request};
-use crate::domain::Username;
+use crate::names::Username;
 use crate::store::{unix_now, FailureRecord};
 
 /// Longest password accepted; longer input is refused before any hashing.

@@ -191,7 +191,7 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::RealmName;
+    use crate::names::RealmName;
     use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
 
     #[test]

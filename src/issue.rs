@@ -10,15 +10,15 @@ use secrecy::SecretString;
 use crate::auth::token::{self, CreateError, TokenSpec, SECS_PER_DAY};
 use crate::auth::{Authenticator, AuthnError, Binding, Credentials, Method, Principal, User};
 use crate::config::TokenSettings;
-use crate::domain::MAX_USERNAME_LEN;
+use crate::jwt::{Claims, Jwt, ResourceActions, SignError};
 use crate::metrics::Metrics;
+use crate::names::MAX_USERNAME_LEN;
 use crate::policy::authorize::{self, Authorization};
 use crate::policy::source::{Policies, PoliciesError};
 use crate::policy::RuleRef;
 use crate::realm::Realm;
 use crate::scope::Scope;
 use crate::store::{unix_now, Store, StoreError, TokenKind};
-use crate::token::{Claims, Jwt, ResourceActions, SignError};
 
 /// A parsed token request, whatever its HTTP shape.
 pub struct TokenRequest {
