@@ -1,6 +1,6 @@
 //! Directory logins against a real OpenLDAP `slapd` (Debian's package), one private instance per
-//! test (`tests/common/slapd.rs`). Needs root-free ports only, plus `slapd`, `slapadd` and
-//! ldap-utils from `scripts/install-deps.sh`.
+//! test (`tests/common/slapd.rs`, whose doc describes the tree). Needs `slapd`, `slapadd`,
+//! ldap-utils and `openssl`, which `scripts/install-deps.sh` installs; no root.
 
 pub mod common;
 

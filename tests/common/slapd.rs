@@ -54,11 +54,19 @@
 //! # Log
 //! `slapd -d stats` logs each connection (`ACCEPT`, `TLS established … ssf=256`), each bind with
 //! `ssf=N` (N > 0 over TLS), each search filter with escaped bytes as `\2A` etc., and each result
-//! (`err=49` for bad credentials). [`Slapd::log`] reads it, across restarts.
+//! (`err=49` for bad credentials). [`Slapd::log`] reads it, across restarts. Readiness is probed
+//! by TCP connects, which log as connections closed without an operation: take a
+//! [`Slapd::log_mark`] just before the step whose lines a test asserts on.
+//!
+//! # Timing
+//! A start (certificates, `slapadd`, slapd listening) takes a few hundred milliseconds; every
+//! method blocks. A port freed by [`Slapd::stop`] stays ours only by luck: another process could
+//! take it before [`Slapd::start_again`], which then panics with slapd's bind error in the log.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
@@ -369,10 +377,15 @@ impl Slapd {
             "slapadd failed: {}",
             describe(&loaded)
         );
+        let ldap_port = free_port();
+        // Two ports probed one after the other may coincide.
+        let ldaps_port = std::iter::repeat_with(free_port)
+            .find(|port| *port != ldap_port)
+            .expect("a second free port");
         let mut slapd = Slapd {
             tree,
-            ldap_port: free_port(),
-            ldaps_port: free_port(),
+            ldap_port,
+            ldaps_port,
             child: None,
             dir,
         };
@@ -539,10 +552,14 @@ impl Slapd {
     /// instance's directory and returns its path.
     pub fn service_password_file(&self) -> PathBuf {
         let path = self.dir.path().join("service-password");
-        let file = File::create(&path).expect("create password file");
-        file.set_permissions(fs::Permissions::from_mode(0o600))
-            .expect("chmod password file");
-        fs::write(&path, self.service_password()).expect("write password file");
+        let _ = fs::remove_file(&path);
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut file| file.write_all(self.service_password().as_bytes()))
+            .expect("write password file");
         path
     }
 
