@@ -308,12 +308,14 @@ fn group_settings(
         &raw.group_filter,
         raw.ad_matching_rule_in_chain,
     ) {
-        (Some(_), Some(_), true) => return Err(fail(
-            "group_filter",
-            format!(
+        (Some(_), Some(_), true) => {
+            return Err(fail(
+                "group_filter",
+                format!(
                 "ad_matching_rule_in_chain searches with {IN_CHAIN_FILTER}; remove group_filter"
             ),
-        )),
+            ))
+        }
         (Some(base), None, true) => Some(GroupSearch {
             base: base.clone(),
             filter: filter(IN_CHAIN_FILTER, &GROUP_PLACEHOLDERS)
