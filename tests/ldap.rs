@@ -9,6 +9,7 @@ pub mod common;
 mod ldap {
     mod failure;
     mod harness;
+    mod interop;
     mod login;
     mod setup;
     mod tokens;

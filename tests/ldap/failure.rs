@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::database::Db;
+use crate::common::external::free_port;
 use crate::common::slapd::Slapd;
 use crate::ldap::setup::{directory, Server};
 
@@ -83,4 +84,32 @@ fn wrong_directory_passwords_lock_the_account_as_local_ones_do() {
     );
     server.portcullis.cli_ok(&["user", "unlock", "alice"], "");
     assert_eq!(server.token("alice", "alice-pw", "").status, 200);
+}
+
+#[test]
+fn urls_are_tried_in_order_when_the_first_does_not_answer() {
+    let slapd = Slapd::start();
+    let dead = format!("ldap://127.0.0.1:{}", free_port());
+    let entry = directory("corp", &slapd, TIMEOUTS).replace(
+        &format!("url = \"{}\"", slapd.ldap_url()),
+        &format!("url = [\"{dead}\", \"{}\"]", slapd.ldap_url()),
+    );
+    let server = Server::start(Db::Sqlite, &entry);
+    assert_eq!(
+        server.token("alice", "alice-pw", "").status,
+        200,
+        "{}",
+        server.portcullis.log()
+    );
+    let steps = server
+        .portcullis
+        .cli_ok(&["ldap", "test", "--user", "bob"], "");
+    assert!(
+        steps.contains(&format!("cannot connect to {dead}")),
+        "{steps}"
+    );
+    assert!(
+        steps.contains(&format!("connected to {}", slapd.ldap_url())),
+        "{steps}"
+    );
 }
