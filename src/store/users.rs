@@ -402,6 +402,52 @@ mod tests {
     use crate::store::{test_store, write_unchecked};
 
     #[tokio::test]
+    async fn directory_accounts_keep_their_source_and_groups_without_moving_the_counter() {
+        let (_dir, store, _path) = test_store().await;
+        let realm = RealmName::parse("test").unwrap();
+        let carol = Username::parse("carol").unwrap();
+        let corp = DirectoryName::parse("corp").unwrap();
+        store
+            .create_directory_user(&realm, &carol, &corp)
+            .await
+            .unwrap();
+        store
+            .create_directory_user(&realm, &carol, &corp)
+            .await
+            .unwrap();
+        let record = store.find_user(&realm, &carol).await.unwrap().unwrap();
+        assert_eq!(record.source, Source::Directory(corp.clone()));
+        assert_eq!(record.source.as_stored(), "ldap:corp");
+        assert_eq!(record.password_hash, None);
+        assert_eq!(record.directory_groups, None);
+        let before = store.read_counters().await.unwrap();
+        let seen = SeenGroups {
+            groups: vec!["ldap:corp:frontend".into(), "ldap:corp:developers".into()],
+            at: 1_700_000_000,
+        };
+        store.set_directory_groups(record.id, &seen).await.unwrap();
+        assert_eq!(
+            store.read_counters().await.unwrap(),
+            before,
+            "recording groups invalidates no cache"
+        );
+        let record = store.find_user(&realm, &carol).await.unwrap().unwrap();
+        assert_eq!(record.directory_groups, Some(seen));
+        let alice = store
+            .find_user(&realm, &Username::parse("alice").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(alice.source, Source::Local);
+        store.set_disabled(&realm, &carol, true).await.unwrap();
+        assert_ne!(
+            store.read_counters().await.unwrap(),
+            before,
+            "a disable still does"
+        );
+    }
+
+    #[tokio::test]
     async fn a_stored_role_or_kind_this_code_does_not_know_is_corrupt_not_a_default() {
         let (_dir, store, path) = test_store().await;
         let realm = RealmName::parse("test").unwrap();
