@@ -317,3 +317,23 @@ fn a_warm_login_binds_nothing_and_a_local_account_never_reaches_the_directory() 
         "{passwd:?}"
     );
 }
+
+#[test]
+fn insecure_skip_verify_connects_to_any_certificate_and_says_so_loudly() {
+    let slapd = Slapd::start();
+    let entry = directory("corp", &slapd, "insecure_skip_verify = true")
+        .replace(&slapd.ldap_url(), &slapd.ldaps_url());
+    let server = Server::start(Db::Sqlite, &entry);
+    assert!(
+        server.portcullis.logged("insecure_skip_verify is set"),
+        "at start"
+    );
+    assert_eq!(server.token("alice", "alice-pw", "").status, 200);
+    assert!(
+        server
+            .portcullis
+            .logged("connecting WITHOUT checking the directory's certificate"),
+        "per connection:\n{}",
+        server.portcullis.log()
+    );
+}
