@@ -4,6 +4,7 @@
 //! connection that failed or timed out is dropped, never reused. Measured per operation in the
 //! metrics. This module knows nothing of users or groups.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -291,7 +292,21 @@ impl Lease<'_> {
         )
         .await;
         let result = self.finish("search", started, timeout, answer)?;
-        let entries = result.0.into_iter().map(SearchEntry::construct).collect();
+        // ldap3 panics on an entry whose encoding it cannot read; a directory's bad answer must
+        // cost this request a 503, not the worker thread.
+        let entries = result
+            .0
+            .into_iter()
+            .map(|entry| {
+                std::panic::catch_unwind(AssertUnwindSafe(|| SearchEntry::construct(entry)))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                self.fail(Failure::Broken {
+                    operation: "search",
+                    error: "an entry in the answer could not be decoded".to_owned(),
+                })
+            })?;
         match result.1.rc {
             0 | SIZE_LIMIT_EXCEEDED => Ok(entries),
             NO_SUCH_OBJECT if scope == Scope::Base => Ok(Vec::new()),
