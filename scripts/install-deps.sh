@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the external programs that Portcullis's integration tests and load benchmark drive:
 # docker-registry, skopeo, podman, containerd/ctr, munge, PostgreSQL, wrk, htpasswd and python3
-# (scripts/bench.sh mints MUNGE credentials with it), from Debian's packages; for the container and
+# (scripts/bench.sh mints MUNGE credentials with it), OpenLDAP's slapd, slapadd and ldap-utils, and
+# openssl (the LDAP tests' certificates), from Debian's packages; for the container and
 # deployment checks (scripts/container-test.sh, scripts/deploy-check.sh) debootstrap, runc, curl,
 # systemd-analyze and kill, and kubernetes-validate from PyPI. Idempotent: does nothing when every
 # command is already present. Never starts the packages' services: the tests start their own
@@ -9,15 +10,15 @@
 set -euo pipefail
 
 PACKAGES=(docker-registry skopeo podman containerd munge postgresql wrk apache2-utils python3
-    debootstrap runc curl systemd procps python3-pip)
+    debootstrap runc curl systemd procps python3-pip slapd ldap-utils openssl)
 COMMANDS=(docker-registry skopeo podman containerd ctr munge munged mungekey unmunge wrk htpasswd python3
-    debootstrap runc curl systemd-analyze)
+    debootstrap runc curl systemd-analyze slapd slapadd ldapsearch ldapwhoami ldapmodify openssl)
 # The Kubernetes manifests' validator (scripts/deploy-check.sh), from PyPI: Debian has no package.
 PIP_PACKAGE=kubernetes-validate
 
 missing=()
 for cmd in "${COMMANDS[@]}"; do
-    # munged and mungekey live in /usr/sbin, which a non-root PATH may lack.
+    # munged, mungekey, slapd and slapadd live in /usr/sbin, which a non-root PATH may lack.
     if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$cmd" ]]; then
         missing+=("$cmd")
     fi

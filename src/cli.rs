@@ -15,6 +15,7 @@ use crate::admin::{
     self,
     grants::NewGrant,
     imports::Source,
+    ldap::Outcome as LdapOutcome,
     realms::{KeyPlace, NewRealm},
     tokens::{Lifetime, ListedToken, NewAccessToken},
     users::{Login, NewPassword, NewUser},
@@ -22,7 +23,7 @@ use crate::admin::{
 use crate::auth::password::Hasher;
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::jwt::{TokenHeader, DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
-use crate::names::{GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
+use crate::names::{DirectoryName, GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
 use crate::realm::{self, DEFAULT_REALM, MAX_TOKEN_TTL_SECS};
 use crate::startup::Application;
 use crate::store::{unix_now, Role, Store, UserKind};
@@ -76,6 +77,30 @@ pub enum Command {
     Keys(KeysCommand),
     /// Print the registry's `auth.token` configuration for a realm.
     RegistryConfig(RealmArg),
+    /// Check a realm's LDAP and Active Directory servers.
+    #[command(subcommand)]
+    Ldap(LdapCommand),
+}
+
+#[derive(Subcommand)]
+pub enum LdapCommand {
+    /// Walk one user's login through the realm's directories, printing each step: connection and
+    /// TLS, the search identity's bind, the search filter (with the name escaped) and the entry
+    /// found, the groups and their policy names, and with a password the user's bind. Writes
+    /// nothing.
+    Test {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// The login name.
+        #[arg(long)]
+        user: Username,
+        /// Only this directory of the realm (default: all, in order, as a login tries them).
+        #[arg(long)]
+        directory: Option<DirectoryName>,
+        /// Read the user's password from the first line of standard input and bind with it.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Args)]
@@ -461,6 +486,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Import(command) => import_command(settings, command).await,
         Command::Token(command) => token_command(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
+        Command::Ldap(command) => ldap_command(settings, command).await,
         Command::RegistryConfig(arg) => {
             let store = open_store(settings).await?;
             let place = key_place(settings);
@@ -636,8 +662,8 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
         }
         UserCommand::List(arg) => {
             println!(
-                "{:<32} {:<6} {:<7} {:<9} CREATED",
-                "USER", "ROLE", "KIND", "STATE"
+                "{:<32} {:<6} {:<7} {:<9} {:<20} CREATED",
+                "USER", "ROLE", "KIND", "STATE", "SOURCE"
             );
             for u in admin::users::list(&store, &arg.realm).await? {
                 let role = if u.role == Role::Admin {
@@ -652,8 +678,9 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
                 };
                 let state = if u.disabled { "disabled" } else { "enabled" };
                 println!(
-                    "{:<32} {role:<6} {kind:<7} {state:<9} {}",
+                    "{:<32} {role:<6} {kind:<7} {state:<9} {:<20} {}",
                     u.username,
+                    u.source.as_stored(),
                     date(Some(u.created_at))
                 );
             }
@@ -779,10 +806,21 @@ async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::
             let store = open_store(settings).await?;
             let realm = realm.realm;
             let file = settings.policy_files().remove(&realm);
-            let decisions =
+            let explanation =
                 admin::policy::explain(&store, file.as_deref(), &realm, user.as_ref(), &scopes)
                     .await?;
-            for decision in decisions {
+            if let Some(seen) = &explanation.directory_groups {
+                println!(
+                    "directory groups, as last read at {}: {}",
+                    date(Some(seen.at)),
+                    if seen.groups.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        seen.groups.join(" ")
+                    }
+                );
+            }
+            for decision in explanation.decisions {
                 println!("{decision}");
             }
         }
@@ -971,6 +1009,60 @@ async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Resu
                 println!("{}", serde_json::to_string_pretty(&jwks)?)
             }
         },
+    }
+    Ok(())
+}
+
+async fn ldap_command(settings: &Settings, command: LdapCommand) -> anyhow::Result<()> {
+    match command {
+        LdapCommand::Test {
+            realm,
+            user,
+            directory,
+            password_stdin,
+        } => {
+            let password = password_stdin
+                .then(|| -> anyhow::Result<SecretString> {
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line)?;
+                    Ok(SecretString::from(
+                        line.trim_end_matches(['\r', '\n']).to_owned(),
+                    ))
+                })
+                .transpose()?;
+            let reports =
+                admin::ldap::test(settings, &realm.realm, directory.as_ref(), &user, password)
+                    .await?;
+            let mut failure = None;
+            for report in reports {
+                println!("directory {}:", report.directory);
+                for step in &report.steps {
+                    println!("  {}", step.to_string().replace('\n', "\n  "));
+                }
+                let outcome = match &report.outcome {
+                    LdapOutcome::Accepted => "the password is right: login accepted".to_owned(),
+                    LdapOutcome::Found => "user found (no password given: no user bind)".to_owned(),
+                    LdapOutcome::WrongPassword => "wrong password: login refused (401)".to_owned(),
+                    LdapOutcome::EmptyPassword => {
+                        "empty password: refused before any connection (401)".to_owned()
+                    }
+                    LdapOutcome::NotFound => {
+                        "user not found: a login tries the next directory".to_owned()
+                    }
+                    LdapOutcome::Ambiguous => {
+                        "several entries match: login refused (401); narrow user_filter".to_owned()
+                    }
+                    LdapOutcome::Failed(error) => {
+                        failure = Some(error.clone());
+                        format!("failed: {error} (a login would get 503)")
+                    }
+                };
+                println!("  => {outcome}");
+            }
+            if let Some(error) = failure {
+                bail!("{error}");
+            }
+        }
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::ldap::settings::DirectorySettings;
 use crate::names::RealmName;
 
 /// Prefix of environment overrides; `__` separates section and key (`PORTCULLIS__SERVER__LISTEN`).
@@ -46,6 +47,132 @@ pub struct RealmSettings {
     pub policy_file: Option<PathBuf>,
     /// The MUNGE front door: accept credentials of these platforms (HPC image gateways).
     pub munge: Option<MungeSettings>,
+    /// LDAP or Active Directory servers whose accounts log in to this realm, tried in this order
+    /// (`[[realms.NAME.ldap]]`; see docs/ldap.md).
+    pub ldap: Vec<LdapSettings>,
+}
+
+/// `[[realms.NAME.ldap]]`: one directory, as written in the file. Checked when the settings load
+/// (`auth::ldap::settings` turns it into typed settings); the bind password file is read at start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LdapSettings {
+    /// The directory's name, unique in the realm: accounts it creates have the source
+    /// `ldap:<name>`, its groups map to `ldap:<name>:<group>` by default.
+    pub name: String,
+    /// `ldap://host:port` or `ldaps://host:port`, or a list of them tried in order (failover).
+    pub url: OneOrMore,
+    /// Upgrade `ldap://` connections with StartTLS (refused with `ldaps://`).
+    #[serde(default)]
+    pub start_tls: bool,
+    /// PEM certificates of the CAs the server's certificate must chain to (default: the system's).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate: for tests only, warned about at start and per connection.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// The service account that searches users and groups; absent: anonymous searches.
+    #[serde(default)]
+    pub bind_dn: Option<String>,
+    /// The file holding the service account's password (mode 0600 or stricter).
+    #[serde(default)]
+    pub bind_password_file: Option<PathBuf>,
+    /// Where users are searched (subtree).
+    #[serde(default)]
+    pub user_base: Option<String>,
+    /// The user search filter; `{username}` is replaced by the login name, RFC 4515-escaped.
+    /// Default: `(<username_attribute>={username})`.
+    #[serde(default)]
+    pub user_filter: Option<String>,
+    /// The attribute holding the login name.
+    #[serde(default = "default_username_attribute")]
+    pub username_attribute: String,
+    /// Bind directly as this DN instead of searching first, e.g.
+    /// `uid={username},ou=people,dc=example,dc=org` (`{username}` RFC 4514-escaped).
+    #[serde(default)]
+    pub bind_template: Option<String>,
+    /// A user attribute listing the DNs of the user's groups (`memberOf`).
+    #[serde(default)]
+    pub group_attribute: Option<String>,
+    /// Where groups are searched (subtree), with `group_filter`.
+    #[serde(default)]
+    pub group_base: Option<String>,
+    /// The group search filter: `{dn}` (the user's DN, or a group's for nested groups) and
+    /// `{username}`, both RFC 4515-escaped; e.g. `(member={dn})` or `(memberUid={username})`.
+    #[serde(default)]
+    pub group_filter: Option<String>,
+    /// The attribute holding a group's name.
+    #[serde(default = "default_group_name_attribute")]
+    pub group_name_attribute: String,
+    /// How many levels of groups within groups a group search follows (0: none).
+    #[serde(default = "default_nested_groups_depth")]
+    pub nested_groups_depth: u32,
+    /// Active Directory: search groups with `(member:1.2.840.113556.1.4.1941:={dn})`, which the
+    /// server resolves through every level of nesting in one search.
+    #[serde(default)]
+    pub ad_matching_rule_in_chain: bool,
+    /// Directory group name → policy group name, replacing the default `ldap:<name>:<group>`.
+    #[serde(default)]
+    pub group_map: BTreeMap<String, String>,
+    /// Milliseconds to open a connection (TCP and TLS) to one URL.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Milliseconds one directory operation (bind, search) may take.
+    #[serde(default = "default_operation_timeout_ms")]
+    pub operation_timeout_ms: u64,
+    /// Connections kept open and used at once.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Seconds the groups read at a login count for later refresh and access token requests;
+    /// older ones are read again with the service account.
+    #[serde(default = "default_groups_refresh_secs")]
+    pub groups_refresh_secs: u64,
+}
+
+/// One value or a list of them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum OneOrMore {
+    One(String),
+    More(Vec<String>),
+}
+
+impl OneOrMore {
+    /// The values, in order.
+    pub fn values(&self) -> &[String] {
+        match self {
+            OneOrMore::One(one) => std::slice::from_ref(one),
+            OneOrMore::More(more) => more,
+        }
+    }
+}
+
+fn default_username_attribute() -> String {
+    "uid".into()
+}
+
+fn default_group_name_attribute() -> String {
+    "cn".into()
+}
+
+fn default_nested_groups_depth() -> u32 {
+    5
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+
+fn default_operation_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_pool_size() -> usize {
+    4
+}
+
+fn default_groups_refresh_secs() -> u64 {
+    300
 }
 
 /// `[realms.NAME.munge]`: which clusters' MUNGE credentials this realm accepts and how.
@@ -317,6 +444,9 @@ pub enum ConfigError {
     Parse(Box<figment::Error>),
     #[error("{key}: {problem}")]
     Invalid { key: &'static str, problem: String },
+    /// A key inside a list, such as `realms.default.ldap[0].user_filter`.
+    #[error("{key}: {problem}")]
+    InvalidEntry { key: String, problem: String },
 }
 
 impl Settings {
@@ -426,6 +556,9 @@ impl Settings {
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return invalid("tls", "set both cert_file and key_file, or neither");
         }
+        for (realm, settings) in &self.realms {
+            directory_settings(realm, &settings.ldap)?;
+        }
         Ok(())
     }
 
@@ -492,6 +625,21 @@ impl Settings {
             .collect()
     }
 
+    /// Every realm's directories, checked and typed, in their order.
+    pub fn directories(&self) -> Result<Vec<(RealmName, Vec<DirectorySettings>)>, ConfigError> {
+        self.realms
+            .iter()
+            .filter(|(_, settings)| !settings.ldap.is_empty())
+            .map(|(realm, settings)| {
+                let name = RealmName::parse(realm).map_err(|e| ConfigError::InvalidEntry {
+                    key: format!("realms.{realm}"),
+                    problem: e.to_string(),
+                })?;
+                Ok((name, directory_settings(realm, &settings.ldap)?))
+            })
+            .collect()
+    }
+
     /// Password checks allowed at once.
     pub fn password_check_slots(&self) -> usize {
         match self.passwords.max_concurrent_checks {
@@ -499,6 +647,32 @@ impl Settings {
             n => n,
         }
     }
+}
+
+/// A realm's `[[realms.R.ldap]]` entries, checked: each on its own, and their names unique.
+fn directory_settings(
+    realm: &str,
+    entries: &[LdapSettings],
+) -> Result<Vec<DirectorySettings>, ConfigError> {
+    let mut parsed: Vec<DirectorySettings> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let at = |field: &str| format!("realms.{realm}.ldap[{index}].{field}");
+        let directory = DirectorySettings::parse(entry).map_err(|e| ConfigError::InvalidEntry {
+            key: at(e.key),
+            problem: e.problem,
+        })?;
+        if parsed.iter().any(|d| d.name == directory.name) {
+            return Err(ConfigError::InvalidEntry {
+                key: at("name"),
+                problem: format!(
+                    "another directory of this realm is named {}",
+                    directory.name
+                ),
+            });
+        }
+        parsed.push(directory);
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::auth::{Authenticator, AuthnError, Binding, Credentials, Method, Princ
 use crate::config::TokenSettings;
 use crate::jwt::{Claims, Jwt, ResourceActions, SignError};
 use crate::metrics::Metrics;
-use crate::names::MAX_USERNAME_LEN;
+use crate::names::{DirectoryName, MAX_USERNAME_LEN};
 use crate::policy::authorize::{self, Authorization};
 use crate::policy::source::{Policies, PoliciesError};
 use crate::policy::RuleRef;
@@ -105,7 +105,7 @@ impl TokenService {
             client_addr: &client_addr,
         };
         if !realm.accepts_service(&service) {
-            audit.refused("-", "", "unknown service");
+            audit.refused("-", "", "unknown service", None);
             return Err(IssueError::UnknownService(service));
         }
         let method_attempted = credentials.method().as_str();
@@ -122,7 +122,12 @@ impl TokenService {
         let counters = match self.store.counters().await {
             Ok(counters) => counters,
             Err(e) => {
-                audit.refused(method_attempted, &attempted_user, "database unavailable");
+                audit.refused(
+                    method_attempted,
+                    &attempted_user,
+                    "database unavailable",
+                    None,
+                );
                 return Err(e.into());
             }
         };
@@ -133,14 +138,24 @@ impl TokenService {
         {
             Ok(principal) => principal,
             Err(e) => {
-                audit.refused(method_attempted, &attempted_user, e.audit_reason());
+                audit.refused(
+                    method_attempted,
+                    &attempted_user,
+                    e.audit_reason(),
+                    e.directory(),
+                );
                 return Err(e.into());
             }
         };
         let policy = match self.policies.current(&realm.name, counters.grants).await {
             Ok(policy) => policy,
             Err(e) => {
-                audit.refused(method_attempted, &attempted_user, "policy unavailable");
+                audit.refused(
+                    method_attempted,
+                    &attempted_user,
+                    "policy unavailable",
+                    None,
+                );
                 return Err(e.into());
             }
         };
@@ -235,6 +250,7 @@ impl Audit<'_> {
             method = principal.method.as_str(),
             token_id = principal.token_id.as_deref().unwrap_or(""),
             platform = principal.platform.as_deref().unwrap_or(""),
+            directory = principal.directory.as_ref().map_or("", DirectoryName::as_str),
             subject = principal.subject(),
             requested = %Joined(self.requested, " "),
             granted = %Joined(granted, " "),
@@ -244,7 +260,13 @@ impl Audit<'_> {
         );
     }
 
-    fn refused(&self, method: &str, attempted_user: &str, reason: &str) {
+    fn refused(
+        &self,
+        method: &str,
+        attempted_user: &str,
+        reason: &str,
+        directory: Option<&DirectoryName>,
+    ) {
         self.metrics.refused(reason);
         tracing::info!(
             target: "audit",
@@ -252,6 +274,7 @@ impl Audit<'_> {
             realm = %self.realm.name,
             service = self.service,
             method,
+            directory = directory.map_or("", DirectoryName::as_str),
             subject = attempted_user,
             requested = %Joined(self.requested, " "),
             reason,

@@ -1,6 +1,6 @@
 //! Prometheus metrics, served as text at `/metrics`: tokens issued, refusals by reason, password
-//! check duration and queue depth, the verified-credential cache's hit ratio, lockouts, and HTTP
-//! latency by route and status. Values that live elsewhere (queue, cache) are read at scrape time.
+//! check duration and queue depth, the verified-credential cache's hit ratio, lockouts, directory
+//! (LDAP) operation latency and errors by directory, and HTTP latency by route and status. Values that live elsewhere (queue, cache) are read at scrape time.
 
 use std::cell::RefCell;
 use std::sync::atomic::AtomicU64;
@@ -29,6 +29,20 @@ struct IssuedLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectoryOperationLabels {
+    directory: String,
+    /// `connect`, `bind` or `search`.
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectoryErrorLabels {
+    directory: String,
+    /// `connect`, `timeout`, `connection`, `result`, `service_bind` or `busy`.
+    kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -79,6 +93,8 @@ pub struct Metrics {
     queue_depth: Gauge,
     cache_hit_ratio: Gauge<f64, AtomicU64>,
     lockouts: Counter,
+    directory_operations: Family<DirectoryOperationLabels, Histogram, fn() -> Histogram>,
+    directory_errors: Family<DirectoryErrorLabels, Counter>,
     http: Family<RouteLabels, Histogram, fn() -> Histogram>,
 }
 
@@ -128,6 +144,21 @@ impl Metrics {
             "Accounts or addresses locked after repeated failures",
             lockouts.clone(),
         );
+        let directory_operations =
+            Family::<DirectoryOperationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register(
+            "ldap_operation_duration_seconds",
+            "Directory (LDAP) operation latency, by directory and operation",
+            directory_operations.clone(),
+        );
+        let directory_errors = Family::<DirectoryErrorLabels, Counter>::default();
+        registry.register(
+            "ldap_errors",
+            "Directory (LDAP) failures that answered 503, by directory and kind",
+            directory_errors.clone(),
+        );
         let http = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
@@ -144,6 +175,8 @@ impl Metrics {
             queue_depth,
             cache_hit_ratio,
             lockouts,
+            directory_operations,
+            directory_errors,
             http,
         }
     }
@@ -175,6 +208,26 @@ impl Metrics {
     /// An account or address was locked.
     pub fn locked(&self) {
         self.lockouts.inc();
+    }
+
+    /// A directory operation (`connect`, `bind`, `search`) took `seconds`.
+    pub fn directory_operation(&self, directory: &str, operation: &str, seconds: f64) {
+        let labels = DirectoryOperationLabels {
+            directory: directory.to_owned(),
+            operation: operation.to_owned(),
+        };
+        self.directory_operations
+            .get_or_create(&labels)
+            .observe(seconds);
+    }
+
+    /// A directory failed in the way `kind` names.
+    pub fn directory_error(&self, directory: &str, kind: &str) {
+        let labels = DirectoryErrorLabels {
+            directory: directory.to_owned(),
+            kind: kind.to_owned(),
+        };
+        self.directory_errors.get_or_create(&labels).inc();
     }
 
     /// A cache of HTTP latency series for one worker thread.

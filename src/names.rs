@@ -112,6 +112,37 @@ name_type!(
     MAX_REALM_NAME_LEN
 );
 
+name_type!(
+    /// A directory's name in a realm's `[[realms.R.ldap]]` list: same alphabet as [`Username`]. It
+    /// marks the accounts the directory created (`ldap:<name>`) and its default policy groups.
+    DirectoryName,
+    "directory name",
+    MAX_USERNAME_LEN
+);
+
+/// Prefix of the policy groups a directory's groups map to by default, and of the source of the
+/// accounts a directory created: `ldap:<directory>:<group>`, `ldap:<directory>`.
+pub const DIRECTORY_PREFIX: &str = "ldap:";
+
+/// The policy group a directory group maps to by default, `ldap:<directory>:<group>`: `None` when
+/// the group's name, lowercased, is not a valid [`GroupName`] (such a group needs an explicit
+/// entry in the directory's `group_map`).
+pub fn directory_group(directory: &DirectoryName, group: &str) -> Option<String> {
+    let group = GroupName::parse(&group.to_ascii_lowercase()).ok()?;
+    Some(format!("{DIRECTORY_PREFIX}{directory}:{group}"))
+}
+
+/// Whether `name` can be the name of a group a policy rule names: a [`GroupName`], or a
+/// directory's group `ldap:<directory>:<group>` with both parts valid names.
+pub fn is_policy_group(name: &str) -> bool {
+    if let Some(rest) = name.strip_prefix(DIRECTORY_PREFIX) {
+        return rest.split_once(':').is_some_and(|(directory, group)| {
+            DirectoryName::parse(directory).is_ok() && GroupName::parse(group).is_ok()
+        });
+    }
+    GroupName::parse(name).is_ok()
+}
+
 const SERVICE_RULE: &str = "use 1-253 of A-Z, a-z, 0-9, '.', '_', '-', ':', '/', \
                             starting with a letter or digit";
 
@@ -220,6 +251,28 @@ impl std::str::FromStr for Issuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_groups_map_to_policy_groups_by_a_valid_lowercase_name() {
+        let corp = DirectoryName::parse("corp").unwrap();
+        assert_eq!(
+            directory_group(&corp, "Registry-Admins").as_deref(),
+            Some("ldap:corp:registry-admins")
+        );
+        assert_eq!(directory_group(&corp, "Domain Users"), None);
+        assert_eq!(directory_group(&corp, ""), None);
+        assert!(is_policy_group("ldap:corp:registry-admins"));
+        assert!(is_policy_group("developers"));
+        for bad in [
+            "ldap:corp",
+            "ldap::x",
+            "ldap:corp:a b",
+            "LDAP:corp:x",
+            "a:b",
+        ] {
+            assert!(!is_policy_group(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn accepts_documented_alphabet() {

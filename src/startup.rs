@@ -15,6 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::time::{Duration, Instant};
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::ldap::{Directories, LoadError};
 use crate::auth::munge::{DoorError, MungeDoors};
 use crate::auth::password::{Hasher, PasswordError, Verifier};
 use crate::auth::Authenticator;
@@ -53,6 +54,8 @@ pub enum StartError {
     Policy(#[from] PoliciesError),
     #[error(transparent)]
     Munge(#[from] DoorError),
+    #[error(transparent)]
+    Directory(#[from] LoadError),
 }
 
 /// A bound, ready-to-run server.
@@ -92,6 +95,7 @@ impl Application {
         reload_policies_on_sighup(policies.clone());
         let doors = Arc::new(MungeDoors::load(settings)?);
         let metrics = Arc::new(Metrics::new());
+        let directories = Arc::new(Directories::load(settings, &metrics)?);
         let hasher = Hasher::new(&settings.passwords)?;
         let verifier = Verifier::new(hasher, &settings.passwords, settings.password_check_slots())?;
         let state = web::Data::new(AppState {
@@ -104,6 +108,7 @@ impl Application {
                     doors,
                     &settings.lockout,
                     metrics.clone(),
+                    directories,
                 )?,
                 &settings.tokens,
                 store.clone(),

@@ -7,6 +7,7 @@ pub mod grants;
 pub mod groups;
 pub mod imports;
 pub mod keys;
+pub mod ldap;
 pub mod lockouts;
 pub mod munge;
 pub mod policy;
@@ -19,7 +20,7 @@ use crate::auth::token::{CreateError, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX}
 use crate::import::ImportError;
 use crate::jwt::MIN_TOKEN_TTL_SECS;
 use crate::keys::KeyError;
-use crate::names::{NameError, RealmName, Username};
+use crate::names::{DirectoryName, NameError, RealmName, Username};
 use crate::policy::source::PoliciesError;
 use crate::policy::{RuleError, ScopeLimitError};
 use crate::realm::{RealmError, MAX_TOKEN_TTL_SECS};
@@ -60,6 +61,23 @@ pub enum AdminError {
     /// A realm's token lifetime outside what registries and clients handle.
     #[error("token lifetime {0} s is not in {MIN_TOKEN_TTL_SECS}..={MAX_TOKEN_TTL_SECS}")]
     TokenTtl(u64),
+    /// `ldap test` for a realm without `[[realms.R.ldap]]`.
+    #[error("realm {0} has no directories ([[realms.{0}.ldap]] in the configuration)")]
+    NoDirectories(RealmName),
+    #[error("realm {realm} has no directory named {directory}")]
+    NoSuchDirectory {
+        realm: RealmName,
+        directory: DirectoryName,
+    },
+    /// A directory's settings or files cannot be used.
+    #[error("{0}")]
+    Directory(String),
+    /// `user passwd` for an account a directory created: its password is the directory's.
+    #[error("{user} logs in at directory {directory}: change the password there")]
+    DirectoryAccount {
+        user: Username,
+        directory: DirectoryName,
+    },
     /// `user passwd` for a robot account.
     #[error("{0} is a robot: it has no password, only access tokens")]
     Robot(Username),

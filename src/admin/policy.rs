@@ -9,24 +9,35 @@ use crate::names::{RealmName, Username};
 use crate::policy::source as policies;
 use crate::policy::{Decision, Policy, Subject};
 use crate::scope;
-use crate::store::Store;
+use crate::store::{SeenGroups, Store};
 
 /// Reads and compiles a policy file.
 pub fn check(file: &Path) -> Result<Policy, AdminError> {
     Ok(policies::read_policy(file)?)
 }
 
+/// What `explain` decided, and from which directory groups.
+pub struct Explanation {
+    /// Per scope, in the order asked.
+    pub decisions: Vec<Decision>,
+    /// A directory account's groups as last read from its directory (and when), which the
+    /// decisions include; a request after the directory's `groups_refresh_secs` reads them again.
+    pub directory_groups: Option<SeenGroups>,
+}
+
 /// The decision, per scope, for `user` with their groups (`None`: an anonymous caller), under the
-/// realm's policy file `file` (`None`: the default policy) and its grants.
+/// realm's policy file `file` (`None`: the default policy) and its grants. A directory account is
+/// decided with the groups its directory gave it when last read.
 pub async fn explain(
     store: &Store,
     file: Option<&Path>,
     realm: &RealmName,
     user: Option<&Username>,
     scopes: &[String],
-) -> Result<Vec<Decision>, AdminError> {
+) -> Result<Explanation, AdminError> {
     let policy = policies::load(store, file, realm).await?;
     let scopes = scope::parse_all(scopes.iter().map(String::as_str))?;
+    let mut directory_groups = None;
     let groups = match user {
         Some(name) => {
             let record =
@@ -37,7 +48,19 @@ pub async fn explain(
                         user: name.clone(),
                         realm: realm.clone(),
                     })?;
-            Account::load(store, record).await?.groups
+            let seen = record.directory_groups.clone();
+            let mut groups = Account::load(store, record).await?.groups;
+            if let Some(seen) = &seen {
+                groups.extend(
+                    seen.groups
+                        .iter()
+                        .filter(|g| !groups.contains(g))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+            }
+            directory_groups = seen;
+            groups
         }
         None => Vec::new(),
     };
@@ -45,8 +68,11 @@ pub async fn explain(
         Some(name) => Subject::account(name.as_str(), &groups),
         None => Subject::anonymous(),
     };
-    Ok(scopes
-        .iter()
-        .map(|scope| policy.decide(&subject, scope))
-        .collect())
+    Ok(Explanation {
+        decisions: scopes
+            .iter()
+            .map(|scope| policy.decide(&subject, scope))
+            .collect(),
+        directory_groups,
+    })
 }

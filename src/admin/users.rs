@@ -9,7 +9,7 @@ use crate::auth::munge as munge_door;
 use crate::auth::password::{Hasher, MAX_PASSWORD_LEN};
 use crate::auth::token::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use crate::names::{RealmName, Username};
-use crate::store::{Role, Store, UserKind, UserRecord};
+use crate::store::{Role, Source, Store, UserKind, UserRecord};
 
 /// A password that could log in: not empty, at most [`MAX_PASSWORD_LEN`] bytes, and not shaped
 /// like a token or a MUNGE credential (the server would take it for one and never check it as a
@@ -64,16 +64,25 @@ pub async fn add(store: &Store, hasher: &Hasher, user: NewUser) -> Result<(), Ad
     Ok(())
 }
 
-/// Refuses a robot, which has no password to change; an unknown user passes (changing its password
+/// Refuses a robot, which has no password to change, and a directory account, whose password is
+/// its directory's; an unknown user passes (changing its password
 /// then says it is not found). Lets a front end refuse before it asks for the password.
 pub async fn check_has_password(
     store: &Store,
     realm: &RealmName,
     name: &Username,
 ) -> Result<(), AdminError> {
-    let record = store.find_user(realm, name).await?;
-    if record.is_some_and(|r| r.kind == UserKind::Robot) {
+    let Some(record) = store.find_user(realm, name).await? else {
+        return Ok(());
+    };
+    if record.kind == UserKind::Robot {
         return Err(AdminError::Robot(name.clone()));
+    }
+    if let Source::Directory(directory) = record.source {
+        return Err(AdminError::DirectoryAccount {
+            user: name.clone(),
+            directory,
+        });
     }
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Authentication: turns the credentials of a token request into a [`Principal`], or refuses them.
 //! This module parses what the caller presents into [`Credentials`] (the one place headers and
 //! form fields become credentials) and dispatches on their kind, explicitly, to one backend each:
-//! [`password`], [`token`] (refresh and access tokens) and [`munge`]. [`lockout`] guards the
-//! password path; accounts, tokens and mappings are read through the [`Accounts`] cache as of the
+//! [`password`] (which hands names of directory accounts, and names without an account in a realm
+//! with directories, to [`ldap`]), [`token`] (refresh and access tokens) and [`munge`]. [`lockout`]
+//! guards the password path; accounts, tokens and mappings are read through the [`Accounts`] cache as of the
 //! request's change counters. A refusal's precise reason goes to the audit log only.
 
 pub mod accounts;
+pub mod ldap;
 pub mod lockout;
 pub mod munge;
 pub mod password;
@@ -18,18 +20,19 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
 use self::accounts::{Account, Accounts};
+use self::ldap::{Directories, DirectoryError, SeenByProcess};
 use self::lockout::{Attempts, FailureCache};
 use self::munge::MungeDoors;
 use self::password::{PasswordError, Verifier};
 use self::token::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, SECS_PER_DAY};
 use crate::config::{LockoutSettings, TokenSettings};
 use crate::metrics::Metrics;
-use crate::names::Username;
+use crate::names::{DirectoryName, Username};
 use crate::policy::Policy;
 use crate::realm::Realm;
 use crate::scope::Scope;
 use crate::store::changes::Counters;
-use crate::store::{Store, StoreError, TokenKind};
+use crate::store::{Source, Store, StoreError, TokenKind};
 
 /// What the caller presented.
 pub enum Credentials {
@@ -226,6 +229,8 @@ pub struct Principal {
     pub limit: Option<Arc<Policy>>,
     /// The MUNGE platform the credential came from.
     pub platform: Option<String>,
+    /// The directory a directory account logs in at.
+    pub directory: Option<DirectoryName>,
 }
 
 impl Principal {
@@ -249,21 +254,40 @@ pub enum AuthnError {
     /// without checking.
     #[error("too many password checks in flight; retry after {retry_after_secs} s")]
     Throttled { retry_after_secs: i64 },
+    /// A directory refused the credentials; the reason is for the log, never the client.
+    #[error("invalid credentials at directory {directory}: {reason}")]
+    DirectoryRejected {
+        directory: DirectoryName,
+        reason: &'static str,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// A directory could not be asked (unreachable, too slow, refusing the search identity).
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
 }
 
 impl AuthnError {
     /// The refusal's reason in the audit log (and the `reason` label of the denials metric).
     pub fn audit_reason(&self) -> &'static str {
         match self {
-            AuthnError::Rejected(reason) => reason,
+            AuthnError::Rejected(reason) | AuthnError::DirectoryRejected { reason, .. } => reason,
             AuthnError::Locked { .. } => "locked after repeated failures",
             AuthnError::Throttled { .. } => "too many password checks in flight",
             AuthnError::Password(PasswordError::Overloaded) => "password checks overloaded",
             AuthnError::Store(_) | AuthnError::Password(_) => "authentication unavailable",
+            AuthnError::Directory(_) => "directory unavailable",
+        }
+    }
+
+    /// The directory that refused or failed, for the audit log.
+    pub fn directory(&self) -> Option<&DirectoryName> {
+        match self {
+            AuthnError::DirectoryRejected { directory, .. } => Some(directory),
+            AuthnError::Directory(error) => Some(&error.directory),
+            _ => None,
         }
     }
 }
@@ -280,6 +304,8 @@ pub struct Authenticator {
     lockout: LockoutSettings,
     attempts: Arc<Attempts>,
     metrics: Arc<Metrics>,
+    directories: Arc<Directories>,
+    seen_groups: Arc<SeenByProcess>,
 }
 
 impl Authenticator {
@@ -290,6 +316,7 @@ impl Authenticator {
         doors: Arc<MungeDoors>,
         lockout: &LockoutSettings,
         metrics: Arc<Metrics>,
+        directories: Arc<Directories>,
     ) -> Result<Authenticator, PasswordError> {
         Ok(Authenticator {
             accounts: Arc::new(Accounts::new(store.clone())),
@@ -301,6 +328,8 @@ impl Authenticator {
             lockout: lockout.clone(),
             attempts: Attempts::new(lockout)?,
             metrics,
+            directories,
+            seen_groups: Arc::default(),
         })
     }
 
@@ -326,6 +355,7 @@ impl Authenticator {
                 token_id: None,
                 limit: None,
                 platform: None,
+                directory: None,
             }),
             Credentials::Munge { credential } => self.munge(&request, &credential).await,
             Credentials::Password { username, password } => {
@@ -350,18 +380,34 @@ struct Request<'a> {
     counters: &'a Counters,
 }
 
-/// The principal of an authenticated account.
-fn principal(account: &Account, method: Method, token_id: Option<String>) -> Principal {
+/// The principal of an authenticated account, in its groups and `directory_groups` (those its
+/// directory gives it; none for a local account).
+fn principal(
+    account: &Account,
+    method: Method,
+    token_id: Option<String>,
+    directory_groups: Vec<String>,
+) -> Principal {
+    let mut groups = account.groups.clone();
+    for group in directory_groups {
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
     Principal {
         user: Some(User {
             id: account.record.id,
             username: account.record.username.clone(),
-            groups: account.groups.clone(),
+            groups,
         }),
         method,
         token_id,
         limit: None,
         platform: None,
+        directory: match &account.record.source {
+            Source::Directory(name) => Some(name.clone()),
+            Source::Local => None,
+        },
     }
 }
 

@@ -200,7 +200,8 @@ impl Authenticator {
             if account.record.disabled {
                 return Err(AuthnError::Rejected("user disabled"));
             }
-            principal(&account, Method::Munge, None)
+            let groups = self.directory_groups(&realm.name, &account).await?;
+            principal(&account, Method::Munge, None, groups)
         } else {
             self.munge_payload(request, door, decoded.payload()).await?
         };

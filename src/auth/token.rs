@@ -180,7 +180,8 @@ impl Authenticator {
         if token.note_use(now) {
             self.store.touch_token(&record.id, now).await?;
         }
-        let mut principal = principal(&token.owner, method, Some(record.id.clone()));
+        let groups = self.directory_groups(realm, &token.owner).await?;
+        let mut principal = principal(&token.owner, method, Some(record.id.clone()), groups);
         principal.limit = limit;
         Ok(principal)
     }

@@ -140,9 +140,11 @@ impl ApiError {
             IssueError::UnknownService(service) => {
                 ApiError::InvalidRequest(format!("service {service:?} is not served by this realm"))
             }
-            IssueError::Authn(AuthnError::Rejected(_)) => ApiError::InvalidCredentials {
-                realm: realm.to_string(),
-            },
+            IssueError::Authn(AuthnError::Rejected(_) | AuthnError::DirectoryRejected { .. }) => {
+                ApiError::InvalidCredentials {
+                    realm: realm.to_string(),
+                }
+            }
             IssueError::Authn(
                 AuthnError::Locked { retry_after_secs }
                 | AuthnError::Throttled { retry_after_secs },

@@ -87,6 +87,7 @@ mod tests {
             token_id: None,
             limit: None,
             platform: None,
+            directory: None,
         }
     }
 
@@ -149,6 +150,7 @@ mod tests {
             token_id: None,
             limit: None,
             platform: None,
+            directory: None,
         };
         assert!(granted(&anonymous, "repository:library/alpine:pull").is_empty());
         let policy = Policy::default_policy();

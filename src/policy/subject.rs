@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::rule::RuleError;
-use crate::names::Username;
+use crate::names::{is_policy_group, Username};
 
 /// The principal a decision is made for: an account name (`None` when anonymous) and the groups
 /// the account belongs to. Realm administrators are members of a group, `admins` by convention.
@@ -84,7 +84,11 @@ impl FromStr for SubjectPattern {
                 if let Some(name) = s.strip_prefix(USER_PREFIX) {
                     named(name, SubjectPattern::User)
                 } else if let Some(name) = s.strip_prefix(GROUP_PREFIX) {
-                    named(name, SubjectPattern::Group)
+                    if is_policy_group(name) {
+                        Ok(SubjectPattern::Group(name.to_owned()))
+                    } else {
+                        Err(RuleError::SubjectName(s.to_owned()))
+                    }
                 } else {
                     Err(RuleError::Subject(s.to_owned()))
                 }
@@ -105,8 +109,9 @@ impl fmt::Display for SubjectPattern {
     }
 }
 
-/// The user name alphabet ([`Username`]); group names follow it too, so a rule can only name
-/// subjects that can exist.
+/// The user name alphabet ([`Username`]), so a rule can only name users that can exist; group
+/// names follow it too, or name a directory's group (`ldap:<directory>:<group>`, see
+/// [`is_policy_group`]).
 fn is_subject_name(s: &str) -> bool {
     Username::parse(s).is_ok()
 }
@@ -124,6 +129,7 @@ mod tests {
             "authenticated",
             "any",
             "user:ci_bot-2.x",
+            "group:ldap:corp:registry-admins",
         ] {
             let parsed: SubjectPattern = text.parse().unwrap();
             assert_eq!(parsed.to_string(), text);
@@ -138,7 +144,18 @@ mod tests {
                 "{bad}"
             );
         }
-        for bad in ["user:", "user:Alice", "group:a b", "group:-x", "user:a/b"] {
+        for bad in [
+            "user:",
+            "user:Alice",
+            "group:a b",
+            "group:-x",
+            "user:a/b",
+            "user:ldap:corp:alice",
+            "group:ldap:corp",
+            "group:ldap:Corp:admins",
+            "group:ldap:corp:a:b",
+            "group:other:corp:admins",
+        ] {
             assert!(
                 matches!(
                     bad.parse::<SubjectPattern>(),

@@ -35,7 +35,7 @@ use self::postgres::Postgres;
 pub use self::realms::RealmRecord;
 use self::sqlite::DirectSqlite;
 pub use self::tokens::{NewToken, TokenKind, TokenRecord, LAST_USED_RESOLUTION_SECS};
-pub use self::users::{Role, UserKind, UserRecord};
+pub use self::users::{Role, SeenGroups, Source, UserKind, UserRecord};
 use crate::config::DatabaseSettings;
 
 /// A database failure, or a request that contradicts what is stored.

@@ -107,7 +107,8 @@ impl Store {
         uid: u32,
     ) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.id, u.realm, u.username, u.password_hash, u.role, u.disabled_at, u.kind, u.created_at \
+            "SELECT u.id, u.realm, u.username, u.password_hash, u.role, u.disabled_at, u.kind, u.created_at, \
+                    u.source, u.directory_groups, u.directory_groups_at \
              FROM munge_mappings m JOIN users u ON u.id = m.user_id \
              WHERE m.realm = $1 AND m.platform = $2 AND m.uid = $3",
         )

@@ -105,7 +105,8 @@ impl Store {
         let row = sqlx::query(
             "SELECT t.id AS token_id, t.kind AS token_kind, t.user_id, t.name, t.client_id, t.scopes, \
                     t.created_at AS token_created_at, t.last_used_at, t.expires_at, t.revoked_at, \
-                    u.id, u.realm, u.username, u.password_hash, u.role, u.disabled_at, u.kind, u.created_at \
+                    u.id, u.realm, u.username, u.password_hash, u.role, u.disabled_at, u.kind, u.created_at, \
+                    u.source, u.directory_groups, u.directory_groups_at \
              FROM tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.secret_sha256 = $1 AND t.kind = $2 AND u.realm = $3",
         )

@@ -1,12 +1,13 @@
 //! Users: persons (password login) and robots (access tokens only), their role, password hash and
-//! whether they are disabled. A password change or a disable revokes the user's refresh tokens in
-//! the same transaction; the tokens themselves are stored by `tokens`.
+//! whether they are disabled, and where they log in ([`Source`]: here, or the directory that
+//! created the account, with the groups last read from it). A password change or a disable revokes
+//! the user's refresh tokens in the same transaction; the tokens themselves are stored by `tokens`.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{unix_now, unknown, Store, StoreError};
-use crate::names::{RealmName, Username};
+use crate::names::{DirectoryName, RealmName, Username, DIRECTORY_PREFIX};
 
 /// Whether a change to a user also revokes their refresh tokens (password change, disable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,46 @@ pub struct UserRecord {
     pub disabled: bool,
     pub kind: UserKind,
     pub created_at: i64,
+    pub source: Source,
+    /// A directory account's groups (policy names) as last read from its directory, and when.
+    pub directory_groups: Option<SeenGroups>,
+}
+
+/// Where an account logs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// With the password hash stored here (or, for robots, only with access tokens).
+    Local,
+    /// At the directory of this name in the realm's configuration, which created the account.
+    Directory(DirectoryName),
+}
+
+impl Source {
+    const LOCAL: &'static str = "local";
+
+    /// `local` or `ldap:<directory>`, as stored and shown.
+    pub fn as_stored(&self) -> String {
+        match self {
+            Source::Local => Source::LOCAL.to_owned(),
+            Source::Directory(name) => format!("{DIRECTORY_PREFIX}{name}"),
+        }
+    }
+
+    /// The source a stored name stands for; `None` for any other.
+    fn from_stored(name: &str) -> Option<Source> {
+        if name == Source::LOCAL {
+            return Some(Source::Local);
+        }
+        let directory = name.strip_prefix(DIRECTORY_PREFIX)?;
+        DirectoryName::parse(directory).ok().map(Source::Directory)
+    }
+}
+
+/// Groups read from a directory, and when (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenGroups {
+    pub groups: Vec<String>,
+    pub at: i64,
 }
 
 /// Whether an account belongs to a person (password login) or is a robot (access tokens only).
@@ -114,6 +155,47 @@ impl Store {
         Ok(())
     }
 
+    /// Adds the account of a user `directory` accepted, with no password; nothing when the name
+    /// is taken (the caller reads the row and checks its source).
+    pub async fn create_directory_user(
+        &self,
+        realm: &RealmName,
+        username: &Username,
+        directory: &DirectoryName,
+    ) -> Result<(), StoreError> {
+        let now = unix_now();
+        sqlx::query(
+            "INSERT INTO users (realm, username, role, kind, source, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (realm, username) DO NOTHING",
+        )
+        .bind(realm.as_str())
+        .bind(username.as_str())
+        .bind(Role::User.as_str())
+        .bind(UserKind::Person.as_str())
+        .bind(Source::Directory(directory.clone()).as_stored())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the groups read from a directory for the account `user_id`.
+    pub async fn set_directory_groups(
+        &self,
+        user_id: i64,
+        seen: &SeenGroups,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE users SET directory_groups = $2, directory_groups_at = $3 WHERE id = $1",
+        )
+        .bind(user_id)
+        .bind(seen.groups.join(" "))
+        .bind(seen.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// One user, enabled or not.
     pub async fn find_user(
         &self,
@@ -121,7 +203,8 @@ impl Store {
         username: &Username,
     ) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, realm, username, password_hash, role, disabled_at, kind, created_at FROM users \
+            "SELECT id, realm, username, password_hash, role, disabled_at, kind, created_at, \
+             source, directory_groups, directory_groups_at FROM users \
              WHERE realm = $1 AND username = $2",
         )
         .bind(realm.as_str())
@@ -135,7 +218,8 @@ impl Store {
     pub async fn list_users(&self, realm: &RealmName) -> Result<Vec<UserRecord>, StoreError> {
         self.require_realm(realm).await?;
         let rows = sqlx::query(
-            "SELECT id, realm, username, password_hash, role, disabled_at, kind, created_at FROM users \
+            "SELECT id, realm, username, password_hash, role, disabled_at, kind, created_at, \
+             source, directory_groups, directory_groups_at FROM users \
              WHERE realm = $1 ORDER BY username",
         )
         .bind(realm.as_str())
@@ -283,6 +367,9 @@ pub(super) fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     let username: String = row.try_get("username")?;
     let role: String = row.try_get("role")?;
     let kind: String = row.try_get("kind")?;
+    let source: String = row.try_get("source")?;
+    let groups: Option<String> = row.try_get("directory_groups")?;
+    let groups_at: Option<i64> = row.try_get("directory_groups_at")?;
     let corrupt = |e: crate::names::NameError| StoreError::Corrupt(e.to_string());
     Ok(UserRecord {
         id: row.try_get("id")?,
@@ -295,6 +382,17 @@ pub(super) fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
         kind: UserKind::from_stored(&kind)
             .ok_or_else(|| unknown(&format!("user {username} in realm {realm}"), "kind", &kind))?,
         created_at: row.try_get("created_at")?,
+        source: Source::from_stored(&source).ok_or_else(|| {
+            unknown(
+                &format!("user {username} in realm {realm}"),
+                "source",
+                &source,
+            )
+        })?,
+        directory_groups: groups.zip(groups_at).map(|(groups, at)| SeenGroups {
+            groups: groups.split_whitespace().map(str::to_owned).collect(),
+            at,
+        }),
     })
 }
 
@@ -302,6 +400,52 @@ pub(super) fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
 mod tests {
     use super::*;
     use crate::store::{test_store, write_unchecked};
+
+    #[tokio::test]
+    async fn directory_accounts_keep_their_source_and_groups_without_moving_the_counter() {
+        let (_dir, store, _path) = test_store().await;
+        let realm = RealmName::parse("test").unwrap();
+        let carol = Username::parse("carol").unwrap();
+        let corp = DirectoryName::parse("corp").unwrap();
+        store
+            .create_directory_user(&realm, &carol, &corp)
+            .await
+            .unwrap();
+        store
+            .create_directory_user(&realm, &carol, &corp)
+            .await
+            .unwrap();
+        let record = store.find_user(&realm, &carol).await.unwrap().unwrap();
+        assert_eq!(record.source, Source::Directory(corp.clone()));
+        assert_eq!(record.source.as_stored(), "ldap:corp");
+        assert_eq!(record.password_hash, None);
+        assert_eq!(record.directory_groups, None);
+        let before = store.read_counters().await.unwrap();
+        let seen = SeenGroups {
+            groups: vec!["ldap:corp:frontend".into(), "ldap:corp:developers".into()],
+            at: 1_700_000_000,
+        };
+        store.set_directory_groups(record.id, &seen).await.unwrap();
+        assert_eq!(
+            store.read_counters().await.unwrap(),
+            before,
+            "recording groups invalidates no cache"
+        );
+        let record = store.find_user(&realm, &carol).await.unwrap().unwrap();
+        assert_eq!(record.directory_groups, Some(seen));
+        let alice = store
+            .find_user(&realm, &Username::parse("alice").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(alice.source, Source::Local);
+        store.set_disabled(&realm, &carol, true).await.unwrap();
+        assert_ne!(
+            store.read_counters().await.unwrap(),
+            before,
+            "a disable still does"
+        );
+    }
 
     #[tokio::test]
     async fn a_stored_role_or_kind_this_code_does_not_know_is_corrupt_not_a_default() {

@@ -8,3 +8,4 @@ pub mod external;
 pub mod jwt;
 pub mod munged;
 pub mod portcullis;
+pub mod slapd;

@@ -18,10 +18,11 @@ use secrecy::{ExposeSecret, SecretString};
 pub use verifier::{Claim, Hasher, PasswordError, Verifier};
 
 use super::accounts::Account;
+use super::ldap::DirectoryCheck;
 use super::lockout::{address_subject, checks_allowed, lockout_subject, Admission, Permit};
 use super::{principal, Authenticator, AuthnError, Method, Principal, Request};
 use crate::names::Username;
-use crate::store::{unix_now, FailureRecord};
+use crate::store::{unix_now, FailureRecord, Source};
 
 /// Longest password accepted; longer input is refused before any hashing.
 pub const MAX_PASSWORD_LEN: usize = 1024;
@@ -69,7 +70,12 @@ impl Authenticator {
                 Some(name) => self.accounts.user(counters, &realm.name, name).await?,
                 None => None,
             };
-            let hash = found.as_ref().and_then(|a| a.record.password_hash.clone());
+            // What a check is made against: a local account's stored hash, a directory account's
+            // source (its directory is asked), nothing (the dummy hash, or the directories).
+            let hash = found.as_ref().and_then(|a| match &a.record.source {
+                Source::Local => a.record.password_hash.clone(),
+                Source::Directory(_) => Some(a.record.source.as_stored()),
+            });
             let attempt = Attempt {
                 username,
                 account: &account,
@@ -147,7 +153,9 @@ impl Authenticator {
 
     /// Checks a password attempt, admitted (`permit`) or verified before; a wrong one is counted
     /// for its account and address, then remembered, and a right one clears the account's
-    /// failures wherever they were counted.
+    /// failures wherever they were counted. A directory account, or a name without an account in
+    /// a realm with directories, is checked by the directories (`auth::ldap`); a refusal there
+    /// costs the dummy argon2 check too, so that every refusal costs about the same.
     async fn check_password(
         &self,
         request: &Request<'_>,
@@ -167,48 +175,108 @@ impl Authenticator {
             realm: realm.name.as_str(),
             username,
         };
-        let imported = hash.as_deref().is_some_and(bcrypt::is_bcrypt);
-        let plaintext = imported.then(|| SecretString::from(password.expose_secret().to_owned()));
+        let name = Username::parse(username).ok();
+        let directory_account = found
+            .as_ref()
+            .is_some_and(|a| matches!(a.record.source, Source::Directory(_)));
         let started = Instant::now();
-        let matched = self.verifier.verify(&claim, hash.clone(), password).await?;
+        // The account and its directory groups, or the refusal's reason and directory; and
+        // whether the password itself matched (a disabled user's right password is not a wrong
+        // one to remember).
+        let (outcome, matched) = match name {
+            Some(name)
+                if directory_account || (found.is_none() && self.has_directories(&realm.name)) =>
+            {
+                let verified_before = permit.is_none()
+                    && hash
+                        .as_deref()
+                        .is_some_and(|marker| self.verifier.recall(&claim, &password, marker));
+                match self
+                    .directory_password(&realm.name, &name, found, &password, verified_before)
+                    .await?
+                {
+                    DirectoryCheck::Accepted { account, groups } => {
+                        (Ok(Checked::Directory { account, groups }), true)
+                    }
+                    DirectoryCheck::Refused { reason, directory } => {
+                        self.verifier.verify(&claim, None, password).await?;
+                        (Err((reason, directory)), false)
+                    }
+                }
+            }
+            _ => {
+                let imported = hash.as_deref().is_some_and(bcrypt::is_bcrypt);
+                let plaintext =
+                    imported.then(|| SecretString::from(password.expose_secret().to_owned()));
+                let matched = self.verifier.verify(&claim, hash.clone(), password).await?;
+                let outcome = match found {
+                    None => Err(("unknown user or no password set", None)),
+                    Some(_) if !matched => Err(("wrong password", None)),
+                    Some(a) if a.record.disabled => Err(("user disabled", None)),
+                    Some(found) => Ok(Checked::Local { found, plaintext }),
+                };
+                (outcome, matched)
+            }
+        };
         self.metrics
             .password_checked(started.elapsed().as_secs_f64());
-        let refusal = match &found {
-            None => Some("unknown user or no password set"),
-            Some(_) if !matched => Some("wrong password"),
-            Some(a) if a.record.disabled => Some("user disabled"),
-            Some(_) => None,
-        };
         let now = unix_now();
-        if let Some(reason) = refusal {
-            if account != address {
-                self.record_failure(account, now, self.lockout.account_threshold)
+        let checked = match outcome {
+            Ok(checked) => checked,
+            Err((reason, directory)) => {
+                if account != address {
+                    self.record_failure(account, now, self.lockout.account_threshold)
+                        .await?;
+                }
+                self.record_failure(address, now, self.lockout.address_threshold)
                     .await?;
+                if let Some(permit) = permit.as_ref().filter(|_| !matched) {
+                    permit.counted_wrong(hash.as_deref(), now);
+                }
+                return Err(match directory {
+                    Some(directory) => AuthnError::DirectoryRejected { directory, reason },
+                    None => AuthnError::Rejected(reason),
+                });
             }
-            self.record_failure(address, now, self.lockout.address_threshold)
-                .await?;
-            if let Some(permit) = permit.as_ref().filter(|_| !matched) {
-                permit.counted_wrong(hash.as_deref(), now);
-            }
-            return Err(AuthnError::Rejected(reason));
-        }
+        };
         drop(permit);
-        let found = found.expect("a refusal above when there is no account");
         // Failures short of a lock move no counter, but a subject's first failure does, so this
         // cache knows of failures counted by any instance; the common case (none) writes nothing.
         if self.failures.get(counters, account).await?.failures > 0 {
             self.store.clear_failures(account).await?;
             self.failures.written(account, FailureRecord::default());
         }
-        if let (Some(plaintext), Some(old)) = (plaintext, hash) {
-            let new = self.verifier.hash(plaintext).await?;
-            self.store
-                .replace_imported_hash(found.record.id, &old, &new)
-                .await?;
-            tracing::info!(target: "audit", user = %found.record.username, "imported bcrypt hash replaced with argon2id");
+        match checked {
+            Checked::Local { found, plaintext } => {
+                if let (Some(plaintext), Some(old)) = (plaintext, hash) {
+                    let new = self.verifier.hash(plaintext).await?;
+                    self.store
+                        .replace_imported_hash(found.record.id, &old, &new)
+                        .await?;
+                    tracing::info!(target: "audit", user = %found.record.username, "imported bcrypt hash replaced with argon2id");
+                }
+                Ok(principal(&found, Method::Password, None, Vec::new()))
+            }
+            Checked::Directory { account, groups } => {
+                Ok(principal(&account, Method::Password, None, groups))
+            }
         }
-        Ok(principal(&found, Method::Password, None))
     }
+}
+
+/// A password found right, for the account it is checked for.
+enum Checked {
+    /// Against the stored hash; the password again when an imported bcrypt hash is to be
+    /// replaced.
+    Local {
+        found: Arc<Account>,
+        plaintext: Option<SecretString>,
+    },
+    /// By a directory, which gave these groups.
+    Directory {
+        account: Arc<Account>,
+        groups: Vec<String>,
+    },
 }
 
 /// A password attempt admitted for a check: the claim, the subjects it counts for, and the user

@@ -142,6 +142,19 @@ impl Verifier {
         self.cache.peek(&self.cache.key(claim, password), phc)
     }
 
+    /// Remembers that another backend (a directory) accepted `password` for `claim`: the same
+    /// claim is then [`Verifier::is_cached`] against `marker` (the account's source, never a PHC
+    /// string) until the entry expires.
+    pub fn remember(&self, claim: &Claim<'_>, password: &SecretString, marker: &str) {
+        self.cache.insert(self.cache.key(claim, password), marker);
+    }
+
+    /// Whether the cache holds `password` for `claim` against `marker`, counted as a hit or miss
+    /// as [`Verifier::verify`] counts its lookups.
+    pub fn recall(&self, claim: &Claim<'_>, password: &SecretString, marker: &str) -> bool {
+        self.cache.holds(&self.cache.key(claim, password), marker)
+    }
+
     /// Whether `phc` is a bcrypt hash too costly to check; logged once per account.
     fn too_costly(&self, claim: &Claim<'_>, phc: &str) -> bool {
         let Some(cost) = bcrypt::cost_above_max(phc) else {
