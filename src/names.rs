@@ -124,11 +124,23 @@ name_type!(
 /// accounts a directory created: `ldap:<directory>:<group>`, `ldap:<directory>`.
 pub const DIRECTORY_PREFIX: &str = "ldap:";
 
-/// The policy group a directory group maps to by default, `ldap:<directory>:<group>`: `None` when
-/// the group's name, lowercased, is not a valid [`GroupName`] (such a group needs an explicit
-/// entry in the directory's `group_map`).
+/// The policy group a directory group maps to by default, `ldap:<directory>:<group>`, with the
+/// group's name lowercased and every run of other characters (Active Directory's spaces, say) as
+/// one `-`, none at either end: "Registry Users" is `registry-users`. `None` for a name with
+/// non-ASCII characters or one that is still not a valid [`GroupName`] (such a group needs an explicit entry in the directory's `group_map`).
 pub fn directory_group(directory: &DirectoryName, group: &str) -> Option<String> {
-    let group = GroupName::parse(&group.to_ascii_lowercase()).ok()?;
+    if !group.is_ascii() {
+        return None;
+    }
+    let mut normal = String::with_capacity(group.len());
+    for c in group.chars().map(|c| c.to_ascii_lowercase()) {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            normal.push(c);
+        } else if !normal.ends_with('-') {
+            normal.push('-');
+        }
+    }
+    let group = GroupName::parse(normal.trim_matches('-')).ok()?;
     Some(format!("{DIRECTORY_PREFIX}{directory}:{group}"))
 }
 
@@ -253,14 +265,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn directory_groups_map_to_policy_groups_by_a_valid_lowercase_name() {
+    fn directory_groups_map_to_policy_groups_by_a_lowercase_name_with_dashes() {
         let corp = DirectoryName::parse("corp").unwrap();
         assert_eq!(
             directory_group(&corp, "Registry-Admins").as_deref(),
             Some("ldap:corp:registry-admins")
         );
-        assert_eq!(directory_group(&corp, "Domain Users"), None);
+        assert_eq!(
+            directory_group(&corp, "Domain  Users").as_deref(),
+            Some("ldap:corp:domain-users")
+        );
+        assert_eq!(
+            directory_group(&corp, "R&D (Berlin)").as_deref(),
+            Some("ldap:corp:r-d-berlin")
+        );
+        // Still not a name: nothing, unless group_map names it.
         assert_eq!(directory_group(&corp, ""), None);
+        assert_eq!(directory_group(&corp, "  "), None);
+        assert_eq!(directory_group(&corp, "Ünïcode"), None);
         assert!(is_policy_group("ldap:corp:registry-admins"));
         assert!(is_policy_group("developers"));
         for bad in [

@@ -2,7 +2,7 @@
 //! group search finds for the user's DN or name, and, level by level up to the nesting depth, the
 //! groups that contain those (a group's own DN as `{dn}`). Each group is named by its
 //! `group_name_attribute` and mapped to a policy group: the directory's `group_map`, else
-//! `ldap:<directory>:<name>` when the lowercased name is a valid group name, else not at all.
+//! `ldap:<directory>:<name>` (`names::directory_group`: lowercased, spaces as `-`), else not at all.
 //! Membership is the union of every source; a group found twice counts once; at most
 //! [`MAX_GROUPS`] are collected. Groups are read with the search identity, never the user's.
 
