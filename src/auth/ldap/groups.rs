@@ -244,6 +244,7 @@ mod tests {
             "cn=Domain Users,ou=groups".into(),
             Some("Domain Users".into())
         ));
+        assert!(collected.add("cn=Ärzte,ou=groups".into(), Some("Ärzte".into())));
         assert!(collected.add("cn=Wheel,ou=groups".into(), Some("Wheel".into())));
         assert!(collected.add("cn=odd,ou=groups".into(), None));
         let mapped = collected.mapped(&corp, &settings(&[("wheel", "admins")]));
@@ -252,6 +253,7 @@ mod tests {
             policies,
             [
                 Some("ldap:corp:registry-admins"),
+                Some("ldap:corp:domain-users"),
                 None,
                 Some("admins"),
                 None
@@ -259,7 +261,11 @@ mod tests {
         );
         assert_eq!(
             policy_groups(&mapped),
-            ["ldap:corp:registry-admins", "admins"]
+            [
+                "ldap:corp:registry-admins",
+                "ldap:corp:domain-users",
+                "admins"
+            ]
         );
     }
 
