@@ -12,12 +12,12 @@ use crate::names::{RealmName, Username};
 use crate::store::{Role, Source, Store, UserKind, UserRecord};
 
 /// A password that could log in: not empty, at most [`MAX_PASSWORD_LEN`] bytes, and not shaped
-/// like a token or a MUNGE credential (the server would take it for one and never check it as a
-/// password).
+/// like a token, a MUNGE credential or a JWT (the server would take it for one and never check it
+/// as a password).
 pub struct NewPassword(SecretString);
 
 impl NewPassword {
-    /// Checks `password` in that order: token prefixes, MUNGE shape, empty, length.
+    /// Checks `password` in that order: token prefixes, MUNGE shape, JWT shape, empty, length.
     pub fn parse(password: SecretString) -> Result<NewPassword, AdminError> {
         let text = password.expose_secret();
         if text.starts_with(REFRESH_TOKEN_PREFIX) || text.starts_with(ACCESS_TOKEN_PREFIX) {
@@ -25,6 +25,9 @@ impl NewPassword {
         }
         if munge_door::armored(text).is_some() {
             return Err(AdminError::PasswordLikeMunge);
+        }
+        if crate::auth::oidc::looks_like_jwt(text) {
+            return Err(AdminError::PasswordLikeJwt);
         }
         if text.is_empty() {
             return Err(AdminError::EmptyPassword);
