@@ -160,6 +160,16 @@ mod tests {
         assert!(g("é*", "éa"));
     }
 
+    proptest::proptest! {
+        /// The one-star walk agrees with a regular expression of the same pattern.
+        #[test]
+        fn star_match_is_the_regular_expression(pattern in "[ab:/*]{0,6}", text in "[ab:/*]{0,8}") {
+            let regex = pattern.split('*').map(regex::escape).collect::<Vec<_>>().join(".*");
+            let expected = regex::Regex::new(&format!("^(?s:{regex})$")).unwrap().is_match(&text);
+            proptest::prop_assert_eq!(star_match(&pattern, &text), expected);
+        }
+    }
+
     #[test]
     fn bad_paths_are_refused() {
         for bad in [
