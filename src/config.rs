@@ -914,6 +914,71 @@ mod tests {
     }
 
     #[test]
+    fn oidc_issuers_load_with_pointer_keys_and_errors_name_the_entry() {
+        Jail::expect_with(|jail| {
+            let entry = r#"
+[[realms.default.oidc]]
+name = "k8s"
+issuer = "https://kubernetes.default.svc"
+audiences = ["registry"]
+jwks_file = "jwks.json"
+
+[[realms.default.oidc.rules]]
+name = "ci"
+groups = ["builders"]
+[realms.default.oidc.rules.conditions]
+"/kubernetes.io/namespace" = { one_of = ["ci", "build"] }
+"ref" = { glob = "refs/heads/*" }
+sub = "system:serviceaccount:ci:builder"
+"#;
+            jail.create_file("oidc.toml", entry)?;
+            let settings = Settings::load(Some(Path::new("oidc.toml"))).unwrap();
+            let issuers = settings.issuers().unwrap();
+            let (realm, issuers) = &issuers[0];
+            assert_eq!(realm.as_str(), "default");
+            assert_eq!(issuers[0].name.as_str(), "k8s");
+            assert_eq!(issuers[0].rules[0].conditions.len(), 3);
+            let paths: Vec<String> = issuers[0].rules[0]
+                .conditions
+                .iter()
+                .map(|(path, _)| path.to_string())
+                .collect();
+            assert_eq!(paths, ["/kubernetes.io/namespace", "/ref", "/sub"]);
+
+            jail.create_file(
+                "no-aud.toml",
+                &entry.replace(r#"audiences = ["registry"]"#, "audiences = []"),
+            )?;
+            let err = Settings::load(Some(Path::new("no-aud.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("realms.default.oidc[0].audiences"), "{err}");
+
+            jail.create_file("twice.toml", &format!("{entry}{entry}"))?;
+            let err = Settings::load(Some(Path::new("twice.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("realms.default.oidc[1].name"), "{err}");
+
+            jail.create_file(
+                "dotted.toml",
+                &entry.replace(
+                    "\"/kubernetes.io/namespace\"",
+                    "\"kubernetes.io.namespace\"",
+                ),
+            )?;
+            let err = Settings::load(Some(Path::new("dotted.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("realms.default.oidc[0].rules[0].conditions"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn errors_name_the_key() {
         Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[server]\nlisten = \"nowhere\"\n")?;
