@@ -55,6 +55,10 @@ pub enum ApiError {
     /// A dependency (database, password pool, signer) failed; logged, retried by the client.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// A trusted issuer's keys could not be had; logged, retried by the client after this many
+    /// seconds (when the next fetch may be tried).
+    #[error("temporarily unavailable")]
+    UnavailableFor(u64),
 }
 
 #[derive(Serialize)]
@@ -85,7 +89,9 @@ impl ApiError {
             ApiError::InvalidCredentials { .. } | ApiError::TokenNotAccepted { .. } => {
                 ("invalid_grant", "UNAUTHORIZED")
             }
-            ApiError::Unavailable => ("temporarily_unavailable", "UNAVAILABLE"),
+            ApiError::Unavailable | ApiError::UnavailableFor(_) => {
+                ("temporarily_unavailable", "UNAVAILABLE")
+            }
             ApiError::TooManyRequests(_) => ("slow_down", "TOOMANYREQUESTS"),
         }
     }
@@ -104,7 +110,7 @@ impl ResponseError for ApiError {
             }
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::UnavailableFor(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -122,6 +128,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            ApiError::UnavailableFor(secs) => {
+                response.insert_header((header::RETRY_AFTER, secs.max(&1).to_string()));
             }
             // The rest of the body may still come: the connection cannot carry another request.
             ApiError::PayloadTooLarge(_) | ApiError::RequestTimeout(_) => {
@@ -160,6 +169,10 @@ impl ApiError {
                 ApiError::TokenNotAccepted {
                     realm: realm.to_string(),
                 }
+            }
+            IssueError::Authn(AuthnError::Oidc(OidcError::Unavailable(e))) => {
+                tracing::error!(error = %e, "request failed on a dependency");
+                ApiError::UnavailableFor(e.retry_after_secs)
             }
             IssueError::Authn(
                 AuthnError::Locked { retry_after_secs }

@@ -24,10 +24,12 @@ const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// No keys could be had: the request gets 503, the cause is logged.
 #[derive(Debug, thiserror::Error)]
-#[error("issuer {issuer}: no signing keys known ({cause})")]
+#[error("issuer {issuer}: no signing keys known ({cause}); next fetch in {retry_after_secs} s")]
 pub struct KeysUnavailable {
     pub issuer: IssuerName,
     pub cause: String,
+    /// Seconds until the next fetch may be tried (`jwks_min_refetch_secs`), for Retry-After.
+    pub retry_after_secs: u64,
 }
 
 /// One verification key, with what it may verify.
@@ -244,6 +246,7 @@ impl KeyCache {
                     .last_error
                     .clone()
                     .unwrap_or_else(|| "not fetched yet".into()),
+                retry_after_secs: self.retry_after_secs(&state),
             }),
         }
     }
@@ -267,9 +270,8 @@ impl KeyCache {
             .is_none_or(|at| at.elapsed() >= self.settings.jwks_min_refetch)
     }
 
-    /// Seconds until the next fetch may be tried (for Retry-After).
-    pub fn retry_after_secs(&self) -> u64 {
-        let state = self.state.read().expect("key cache lock");
+    /// Seconds until the next fetch may be tried, at least 1.
+    fn retry_after_secs(&self, state: &State) -> u64 {
         let waited = state.attempted_at.map_or(Duration::MAX, |at| at.elapsed());
         self.settings
             .jwks_min_refetch

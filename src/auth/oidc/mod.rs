@@ -344,6 +344,7 @@ pub async fn verify(
             )
         },
     )?;
+    trace.step(|| format!("subject: {} makes {}", settings.subject, mapping.name));
     if expires_at.saturating_sub(now) < MIN_TOKEN_TTL_SECS {
         trace.step(|| format!("lifetime: fewer than {MIN_TOKEN_TTL_SECS} s remain"));
         return Err(refused(name, Refusal::ExpiresTooSoon));

@@ -117,12 +117,6 @@ impl Glob {
     }
 }
 
-impl fmt::Display for Glob {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// What a claim's text must be.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
