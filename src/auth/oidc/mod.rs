@@ -214,6 +214,10 @@ impl Trace {
         Trace(Some(Vec::new()))
     }
 
+    fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
     fn step(&mut self, line: impl FnOnce() -> String) {
         if let Some(lines) = &mut self.0 {
             lines.push(line());
@@ -310,8 +314,10 @@ pub async fn verify(
         });
         return Err(refused(name, Refusal::NoKey));
     }
-    let claims = check_signature(settings, token, header.alg, &candidates)
-        .map_err(|refusal| refused(name, refusal))?;
+    let claims = check_signature(settings, token, header.alg, &candidates).map_err(|refusal| {
+        trace.step(|| format!("signature and aud: {}", refusal.reason()));
+        refused(name, refusal)
+    })?;
     trace.step(|| "signature: good; aud: one of the audiences".into());
     let expires_at = check_times(settings, &claims, now).map_err(|refusal| {
         trace.step(|| format!("times: {}", refusal.reason()));
@@ -323,14 +329,16 @@ pub async fn verify(
             expires_at.saturating_sub(now)
         )
     });
-    for rule in &settings.rules {
-        let failing = rule.first_failing(&claims);
-        trace.step(|| match &failing {
-            None => format!("rule {:?}: matches", rule.name),
-            Some(condition) => format!("rule {:?}: fails {condition}", rule.name),
-        });
-        if failing.is_none() {
-            break;
+    if trace.is_on() {
+        for rule in &settings.rules {
+            let failing = rule.first_failing(&claims);
+            trace.step(|| match &failing {
+                None => format!("rule {:?}: matches", rule.name),
+                Some(condition) => format!("rule {:?}: fails {condition}", rule.name),
+            });
+            if failing.is_none() {
+                break;
+            }
         }
     }
     let mapping = rules::map(&settings.name, &settings.subject, &settings.rules, &claims).map_err(
