@@ -152,6 +152,11 @@ mod tests {
         assert!(refusal("pcat_x").unwrap().contains("mark tokens"));
         assert!(refusal("pcrt_x").unwrap().contains("mark tokens"));
         assert!(refusal(" MUNGE:x").unwrap().contains("MUNGE"));
+        // eyJhbGciOiJSUzI1NiJ9 is {"alg":"RS256"}: a JWT would log in as a workload, never as this user.
+        assert!(refusal("eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
+            .unwrap()
+            .contains("shape of a JWT"));
+        assert_eq!(refusal("not.a.jwt"), None);
         assert_eq!(refusal("").unwrap(), "the password is empty");
         assert!(refusal(&"x".repeat(MAX_PASSWORD_LEN + 1))
             .unwrap()
