@@ -75,6 +75,28 @@ fn an_expired_token_is_refused() {
 }
 
 #[test]
+fn a_token_without_exp_or_iat_is_refused() {
+    let (server, local) = kubernetes();
+    // Kubernetes' legacy secret-based service-account tokens carry neither: they never expire.
+    for claim in ["exp", "iat"] {
+        let mut claims = local.kubernetes_claims("ci", "builder", &[AUDIENCE]);
+        claims.as_object_mut().unwrap().remove(claim);
+        server.assert_refused(
+            &local.sign(&claims),
+            "oidc: exp or iat missing or malformed",
+            &[],
+        );
+    }
+    let mut text = local.kubernetes_claims("ci", "builder", &[AUDIENCE]);
+    text["exp"] = json!("tomorrow");
+    server.assert_refused(
+        &local.sign(&text),
+        "oidc: exp or iat missing or malformed",
+        &[],
+    );
+}
+
+#[test]
 fn a_token_not_yet_valid_is_refused() {
     let (server, local) = kubernetes();
     let mut claims = local.kubernetes_claims("ci", "builder", &[AUDIENCE]);

@@ -177,7 +177,7 @@ impl Refusal {
             Refusal::NoKey => "oidc: no key for the token's kid and alg",
             Refusal::BadSignature => "oidc: bad signature",
             Refusal::WrongAudience => "oidc: wrong audience",
-            Refusal::MissingClaim => "oidc: exp, iat or aud missing or malformed",
+            Refusal::MissingClaim => "oidc: exp or iat missing or malformed",
             Refusal::Expired => "oidc: expired",
             Refusal::NotYetValid => "oidc: not yet valid",
             Refusal::TooOld => "oidc: too old (iat before max_age_secs)",
