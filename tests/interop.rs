@@ -834,7 +834,8 @@ fn a_munge_credential_pulls_from_the_registry() {
 
 /// Workload identity end to end: a CI job's JWT from a real OpenID provider (oidc-provider) is the
 /// password of `docker login -u oidc`; skopeo, reading the credentials docker stored, pushes to the
-/// job's own repository (`${claim.repository}/**`, a database grant) and is denied another.
+/// job's own repository (`${claim.repository}/**`, a database grant) and is denied another; podman
+/// logs in with the same JWT and pulls the image back.
 #[test]
 fn docker_login_with_a_ci_jwt_then_skopeo_pushes_to_the_jobs_repository_only() {
     let provider = common::oidc::Provider::start(&["k1"]);
@@ -912,6 +913,24 @@ conditions = {{ repository_owner = "acme", ref = "refs/heads/main" }}
     };
     succeeded(&push("acme/app/web"), &s);
     failed_with(&push("acme/other"), "denied");
+
+    // podman (and the podman login action) the same way: the pushed image pulls back.
+    let podman = Podman::private();
+    let host = s.registry.host();
+    let podman_login = podman.run(
+        &[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "oidc",
+            "--password-stdin",
+            &host,
+        ],
+        &format!("{jwt}\n"),
+    );
+    logged_in(&podman_login, &s);
+    let image = format!("{host}/acme/app/web:v1");
+    succeeded(&podman.run(&["pull", "--tls-verify=false", &image], ""), &s);
     assert!(
         !s.portcullis.log().contains(&jwt),
         "the JWT never reaches the log"
