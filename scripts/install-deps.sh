@@ -4,15 +4,27 @@
 # (scripts/bench.sh mints MUNGE credentials with it), OpenLDAP's slapd, slapadd and ldap-utils, and
 # openssl (the LDAP tests' certificates), from Debian's packages; for the container and
 # deployment checks (scripts/container-test.sh, scripts/deploy-check.sh) debootstrap, runc, curl,
-# systemd-analyze and kill, and kubernetes-validate from PyPI. Idempotent: does nothing when every
-# command is already present. Never starts the packages' services: the tests start their own
+# systemd-analyze and kill, and kubernetes-validate from PyPI; Node.js and npm, and from npm the
+# OpenID provider the workload-identity tests start (oidc-provider, pinned by
+# tests/common/oidc/package-lock.json, installed into tests/common/oidc/node_modules). Idempotent:
+# does nothing when every command is already present. Never starts the packages' services: the tests start their own
 # throwaway instances (see tests/common/external.rs, scripts/pg.sh).
 set -euo pipefail
 
 PACKAGES=(docker-registry skopeo podman containerd munge postgresql wrk apache2-utils python3
-    debootstrap runc curl systemd procps python3-pip slapd ldap-utils openssl)
+    debootstrap runc curl systemd procps python3-pip slapd ldap-utils openssl nodejs npm)
 COMMANDS=(docker-registry skopeo podman containerd ctr munge munged mungekey unmunge wrk htpasswd python3
-    debootstrap runc curl systemd-analyze slapd slapadd ldapsearch ldapwhoami ldapmodify openssl)
+    debootstrap runc curl systemd-analyze slapd slapadd ldapsearch ldapwhoami ldapmodify openssl node npm)
+# The workload-identity tests' OpenID provider (tests/common/oidc.rs runs it with node).
+OIDC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/common/oidc"
+
+# oidc-provider from the npm registry, exactly the versions package-lock.json pins.
+install_oidc_provider() {
+    if [[ ! -d $OIDC_DIR/node_modules/oidc-provider ]]; then
+        echo "install-deps: installing oidc-provider into $OIDC_DIR/node_modules"
+        npm ci --prefix "$OIDC_DIR" --no-audit --no-fund
+    fi
+}
 # The Kubernetes manifests' validator (scripts/deploy-check.sh), from PyPI: Debian has no package.
 PIP_PACKAGE=kubernetes-validate
 
@@ -39,6 +51,7 @@ fi
 
 if [[ ${#missing[@]} -eq 0 && $pip_missing == false ]]; then
     echo "install-deps: all external test programs present"
+    install_oidc_provider
     exit 0
 fi
 sudo=()
@@ -76,3 +89,5 @@ if [[ $pip_missing == true ]]; then
     python3 -m pip install --quiet "$PIP_PACKAGE" 2>/dev/null ||
         "${sudo[@]}" python3 -m pip install --quiet --break-system-packages "$PIP_PACKAGE"
 fi
+
+install_oidc_provider

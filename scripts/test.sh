@@ -46,7 +46,7 @@ stage "cargo test"
 cargo test --lib --bins --tests 2>&1 | tee "$work/test.log"
 
 stage "benchmarks (quick mode: they must build and run; no timings are judged)"
-cargo bench --bench policy --bench token --bench ldap -- --warm-up-time 0.1 --measurement-time 0.2 --noplot
+cargo bench --bench policy --bench token --bench ldap --bench oidc -- --warm-up-time 0.1 --measurement-time 0.2 --noplot
 scripts/bench.sh --quick
 
 stage "container image, built and run with podman (offline)"

@@ -3,7 +3,7 @@
 //! the same database and key directory the server uses, so an operator never edits SQL or key files
 //! by hand. Prompts and reading files and standard input (passwords, imports) belong here.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -20,6 +20,7 @@ use crate::admin::{
     tokens::{Lifetime, ListedToken, NewAccessToken},
     users::{Login, NewPassword, NewUser},
 };
+use crate::auth::oidc::{self, OidcError, Workload};
 use crate::auth::password::Hasher;
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::jwt::{TokenHeader, DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
@@ -80,6 +81,22 @@ pub enum Command {
     /// Check a realm's LDAP and Active Directory servers.
     #[command(subcommand)]
     Ldap(LdapCommand),
+    /// Check a realm's trusted OpenID issuers (workload identity).
+    #[command(subcommand)]
+    Oidc(OidcCommand),
+}
+
+#[derive(Subcommand)]
+pub enum OidcCommand {
+    /// Verify a JWT (from standard input) as a token request would, printing each check, the
+    /// claims, the claim rule that matched and the principal. Writes nothing, logs no token.
+    Test {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// Read the JWT from standard input (required: a token is never an argument).
+        #[arg(long, required = true)]
+        token_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -313,13 +330,17 @@ pub enum PolicyCommand {
         /// The user to decide for (with their groups).
         #[arg(
             long,
-            required_unless_present = "anonymous",
-            conflicts_with = "anonymous"
+            required_unless_present_any = ["anonymous", "oidc_token_stdin"],
+            conflicts_with_all = ["anonymous", "oidc_token_stdin"]
         )]
         user: Option<Username>,
         /// Decide for an anonymous caller.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "oidc_token_stdin")]
         anonymous: bool,
+        /// Decide for the workload a JWT read from standard input proves (verified now, as a
+        /// token request would verify it).
+        #[arg(long)]
+        oidc_token_stdin: bool,
         /// A scope as a client would request it; repeat for several.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
@@ -487,6 +508,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Token(command) => token_command(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
         Command::Ldap(command) => ldap_command(settings, command).await,
+        Command::Oidc(command) => oidc_command(settings, command).await,
         Command::RegistryConfig(arg) => {
             let store = open_store(settings).await?;
             let place = key_place(settings);
@@ -799,6 +821,34 @@ async fn policy_command(settings: &Settings, command: PolicyCommand) -> anyhow::
         }
         PolicyCommand::Explain {
             realm,
+            oidc_token_stdin: true,
+            scopes,
+            ..
+        } => {
+            let token = read_token_stdin()?;
+            let realm = realm.realm;
+            let report = admin::oidc::test(settings, &realm, &token).await?;
+            let workload = match report.outcome {
+                Ok(workload) => workload,
+                Err(e) => bail!("the token would be refused: {e}"),
+            };
+            print_workload(&workload);
+            let store = open_store(settings).await?;
+            let file = settings.policy_files().remove(&realm);
+            let decisions = admin::policy::explain_workload(
+                &store,
+                file.as_deref(),
+                &realm,
+                &workload,
+                &scopes,
+            )
+            .await?;
+            for decision in decisions {
+                println!("{decision}");
+            }
+        }
+        PolicyCommand::Explain {
+            realm,
             user,
             scopes,
             ..
@@ -1065,6 +1115,75 @@ async fn ldap_command(settings: &Settings, command: LdapCommand) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+async fn oidc_command(settings: &Settings, command: OidcCommand) -> anyhow::Result<()> {
+    match command {
+        OidcCommand::Test { realm, .. } => {
+            let token = read_token_stdin()?;
+            let report = admin::oidc::test(settings, &realm.realm, &token).await?;
+            for step in &report.steps {
+                println!("{step}");
+            }
+            if let Some(claims) = &report.claims {
+                let label = if report.outcome.is_ok() {
+                    "claims (verified)"
+                } else {
+                    "claims (NOT verified)"
+                };
+                println!("{label}:\n{}", serde_json::to_string_pretty(claims)?);
+            }
+            match report.outcome {
+                Ok(workload) => {
+                    print_workload(&workload);
+                    println!("=> accepted");
+                }
+                Err(OidcError::Refused { refusal, .. }) => {
+                    bail!(
+                        "refused: {} (a token request would get 401)",
+                        refusal.reason()
+                    )
+                }
+                Err(OidcError::Unavailable(e)) => {
+                    bail!("{e} (a token request would get 503)")
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The principal a verified JWT proves.
+fn print_workload(workload: &Workload) {
+    println!("issuer: {}", workload.issuer);
+    println!("claim rule: {}", workload.rule);
+    println!("principal: {}", workload.name);
+    println!(
+        "groups: {}",
+        if workload.groups.is_empty() {
+            "none".to_owned()
+        } else {
+            workload.groups.join(" ")
+        }
+    );
+    println!(
+        "expires: {}",
+        date(Some(i64::try_from(workload.expires_at).unwrap_or(i64::MAX)))
+    );
+}
+
+/// A JWT: standard input, whitespace around it ignored. Never from argv.
+fn read_token_stdin() -> anyhow::Result<SecretString> {
+    let mut text = String::new();
+    std::io::stdin()
+        .lock()
+        .take(oidc::MAX_JWT_LEN as u64 + 2)
+        .read_to_string(&mut text)?;
+    let token = text.trim();
+    if token.is_empty() {
+        bail!("no token on standard input");
+    }
+    Ok(SecretString::from(token.to_owned()))
 }
 
 /// A new password: the first line of standard input, or typed twice at a prompt. Never from argv.

@@ -10,6 +10,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::ldap::settings::DirectorySettings;
+use crate::auth::oidc::settings::IssuerSettings;
 use crate::names::RealmName;
 
 /// Prefix of environment overrides; `__` separates section and key (`PORTCULLIS__SERVER__LISTEN`).
@@ -50,6 +51,114 @@ pub struct RealmSettings {
     /// LDAP or Active Directory servers whose accounts log in to this realm, tried in this order
     /// (`[[realms.NAME.ldap]]`; see docs/ldap.md).
     pub ldap: Vec<LdapSettings>,
+    /// OpenID issuers whose JWTs (CI jobs, Kubernetes service accounts) log in to this realm
+    /// (`[[realms.NAME.oidc]]`; see docs/workload-identity.md).
+    pub oidc: Vec<OidcSettings>,
+}
+
+/// `[[realms.NAME.oidc]]`: one trusted issuer, as written in the file. Checked when the settings
+/// load (`auth::oidc::settings` turns it into typed settings); keys are fetched when first needed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The issuer's name, unique in the realm: principals are `oidc:<name>:<subject>`, groups
+    /// `oidc:<name>:<group>`.
+    pub name: String,
+    /// The `iss` claim, compared exactly; discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// Accepted `aud` values: the token's audience (a string or a list) must hold one of them.
+    pub audiences: Vec<String>,
+    /// The issuer's JWKS URL, instead of discovery.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// A local JWKS file, instead of discovery (clusters without public discovery).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// PEM certificates of a CA trusted for the discovery and JWKS fetches, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Signature algorithms accepted (never `none`, never HS256/HS384/HS512).
+    #[serde(default = "default_oidc_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Seconds of clock difference allowed on `exp`, `nbf` and `iat`.
+    #[serde(default = "default_clock_skew_secs")]
+    pub clock_skew_secs: u64,
+    /// Oldest `iat` accepted, in seconds before now.
+    #[serde(default = "default_max_age_secs")]
+    pub max_age_secs: u64,
+    /// Keys older than this many seconds are fetched again at the next request.
+    #[serde(default = "default_jwks_refresh_secs")]
+    pub jwks_refresh_secs: u64,
+    /// At most one fetch per this many seconds, whatever unknown `kid`s arrive.
+    #[serde(default = "default_jwks_min_refetch_secs")]
+    pub jwks_min_refetch_secs: u64,
+    /// Milliseconds one discovery or JWKS fetch may take, connection included.
+    #[serde(default = "default_fetch_timeout_ms")]
+    pub fetch_timeout_ms: u64,
+    /// The principal's name after `oidc:`: `${iss-name}`, `${sub}` and `${claim.PATH}` placeholders.
+    #[serde(default = "default_oidc_subject")]
+    pub subject: String,
+    /// Claim rules, tried in order: the first whose conditions all hold maps the token.
+    #[serde(default)]
+    pub rules: Vec<OidcRuleSettings>,
+}
+
+/// `[[realms.NAME.oidc.rules]]`: conditions on a token's claims, and the groups it then gets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcRuleSettings {
+    /// Named in audit events and `portcullis oidc test`.
+    pub name: String,
+    /// Claim path (a top-level name or a JSON Pointer) → a value, `{ glob = "…" }` or
+    /// `{ one_of = […] }`; every condition must hold.
+    #[serde(default)]
+    pub conditions: BTreeMap<String, OidcCondition>,
+    /// Policy groups, each `oidc:<issuer name>:<group>`, from templates like the subject's.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// A claim (a string or a list of strings) whose values are groups too.
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+}
+
+/// One condition on a claim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum OidcCondition {
+    /// Exactly this text.
+    Equals(String),
+    /// `*` matches any run of characters, `/` and `:` included.
+    Glob { glob: String },
+    /// One of these texts.
+    OneOf { one_of: Vec<String> },
+}
+
+fn default_oidc_algorithms() -> Vec<String> {
+    ["RS256", "ES256", "EdDSA"].map(String::from).to_vec()
+}
+
+fn default_clock_skew_secs() -> u64 {
+    60
+}
+
+fn default_max_age_secs() -> u64 {
+    3_600
+}
+
+fn default_jwks_refresh_secs() -> u64 {
+    300
+}
+
+fn default_jwks_min_refetch_secs() -> u64 {
+    60
+}
+
+fn default_fetch_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_oidc_subject() -> String {
+    "${iss-name}:${sub}".into()
 }
 
 /// `[[realms.NAME.ldap]]`: one directory, as written in the file. Checked when the settings load
@@ -558,6 +667,7 @@ impl Settings {
         }
         for (realm, settings) in &self.realms {
             directory_settings(realm, &settings.ldap)?;
+            issuer_settings(realm, &settings.oidc)?;
         }
         Ok(())
     }
@@ -640,6 +750,21 @@ impl Settings {
             .collect()
     }
 
+    /// Every realm's trusted OIDC issuers, checked and typed, in their order.
+    pub fn issuers(&self) -> Result<Vec<(RealmName, Vec<IssuerSettings>)>, ConfigError> {
+        self.realms
+            .iter()
+            .filter(|(_, settings)| !settings.oidc.is_empty())
+            .map(|(realm, settings)| {
+                let name = RealmName::parse(realm).map_err(|e| ConfigError::InvalidEntry {
+                    key: format!("realms.{realm}"),
+                    problem: e.to_string(),
+                })?;
+                Ok((name, issuer_settings(realm, &settings.oidc)?))
+            })
+            .collect()
+    }
+
     /// Password checks allowed at once.
     pub fn password_check_slots(&self) -> usize {
         match self.passwords.max_concurrent_checks {
@@ -671,6 +796,36 @@ fn directory_settings(
             });
         }
         parsed.push(directory);
+    }
+    Ok(parsed)
+}
+
+/// A realm's `[[realms.R.oidc]]` entries, checked: each on its own, and their names and issuers
+/// unique.
+fn issuer_settings(
+    realm: &str,
+    entries: &[OidcSettings],
+) -> Result<Vec<IssuerSettings>, ConfigError> {
+    let mut parsed: Vec<IssuerSettings> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let at = |field: &str| format!("realms.{realm}.oidc[{index}].{field}");
+        let issuer = IssuerSettings::parse(entry).map_err(|e| ConfigError::InvalidEntry {
+            key: at(&e.key),
+            problem: e.problem,
+        })?;
+        if parsed.iter().any(|i| i.name == issuer.name) {
+            return Err(ConfigError::InvalidEntry {
+                key: at("name"),
+                problem: format!("another issuer of this realm is named {}", issuer.name),
+            });
+        }
+        if parsed.iter().any(|i| i.issuer == issuer.issuer) {
+            return Err(ConfigError::InvalidEntry {
+                key: at("issuer"),
+                problem: format!("another entry of this realm trusts {}", issuer.issuer),
+            });
+        }
+        parsed.push(issuer);
     }
     Ok(parsed)
 }
@@ -754,6 +909,71 @@ mod tests {
             assert_eq!(s.server.listen, "0.0.0.0:8080");
             assert_eq!(s.log.format, LogFormat::Json);
             assert_eq!(s.public_url(), "https://auth.example.org");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn oidc_issuers_load_with_pointer_keys_and_errors_name_the_entry() {
+        Jail::expect_with(|jail| {
+            let entry = r#"
+[[realms.default.oidc]]
+name = "k8s"
+issuer = "https://kubernetes.default.svc"
+audiences = ["registry"]
+jwks_file = "jwks.json"
+
+[[realms.default.oidc.rules]]
+name = "ci"
+groups = ["builders"]
+[realms.default.oidc.rules.conditions]
+"/kubernetes.io/namespace" = { one_of = ["ci", "build"] }
+"ref" = { glob = "refs/heads/*" }
+sub = "system:serviceaccount:ci:builder"
+"#;
+            jail.create_file("oidc.toml", entry)?;
+            let settings = Settings::load(Some(Path::new("oidc.toml"))).unwrap();
+            let issuers = settings.issuers().unwrap();
+            let (realm, issuers) = &issuers[0];
+            assert_eq!(realm.as_str(), "default");
+            assert_eq!(issuers[0].name.as_str(), "k8s");
+            assert_eq!(issuers[0].rules[0].conditions.len(), 3);
+            let paths: Vec<String> = issuers[0].rules[0]
+                .conditions
+                .iter()
+                .map(|(path, _)| path.to_string())
+                .collect();
+            assert_eq!(paths, ["/kubernetes.io/namespace", "/ref", "/sub"]);
+
+            jail.create_file(
+                "no-aud.toml",
+                &entry.replace(r#"audiences = ["registry"]"#, "audiences = []"),
+            )?;
+            let err = Settings::load(Some(Path::new("no-aud.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("realms.default.oidc[0].audiences"), "{err}");
+
+            jail.create_file("twice.toml", &format!("{entry}{entry}"))?;
+            let err = Settings::load(Some(Path::new("twice.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("realms.default.oidc[1].name"), "{err}");
+
+            jail.create_file(
+                "dotted.toml",
+                &entry.replace(
+                    "\"/kubernetes.io/namespace\"",
+                    "\"kubernetes.io.namespace\"",
+                ),
+            )?;
+            let err = Settings::load(Some(Path::new("dotted.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("realms.default.oidc[0].rules[0].conditions"),
+                "{err}"
+            );
             Ok(())
         });
     }

@@ -10,9 +10,9 @@ use secrecy::SecretString;
 use crate::auth::token::{self, CreateError, TokenSpec, SECS_PER_DAY};
 use crate::auth::{Authenticator, AuthnError, Binding, Credentials, Method, Principal, User};
 use crate::config::TokenSettings;
-use crate::jwt::{Claims, Jwt, ResourceActions, SignError};
+use crate::jwt::{Claims, Jwt, ResourceActions, SignError, MIN_TOKEN_TTL_SECS};
 use crate::metrics::Metrics;
-use crate::names::{DirectoryName, MAX_USERNAME_LEN};
+use crate::names::{DirectoryName, IssuerName, MAX_USERNAME_LEN};
 use crate::policy::authorize::{self, Authorization};
 use crate::policy::source::{Policies, PoliciesError};
 use crate::policy::RuleRef;
@@ -26,7 +26,8 @@ pub struct TokenRequest {
     pub scopes: Vec<Scope>,
     pub credentials: Credentials,
     pub client_id: Option<String>,
-    /// The client asked for a refresh token (`offline_token=true`, `access_type=offline`).
+    /// The client asked for a refresh token (`offline_token=true`, `access_type=offline`); only
+    /// a password login gets one (an external JWT never does).
     pub offline: bool,
     /// The client's address, for the audit log.
     pub client_addr: String,
@@ -105,7 +106,7 @@ impl TokenService {
             client_addr: &client_addr,
         };
         if !realm.accepts_service(&service) {
-            audit.refused("-", "", "unknown service", None);
+            audit.refused("-", "", "unknown service", RefusedBy::default());
             return Err(IssueError::UnknownService(service));
         }
         let method_attempted = credentials.method().as_str();
@@ -126,7 +127,7 @@ impl TokenService {
                     method_attempted,
                     &attempted_user,
                     "database unavailable",
-                    None,
+                    RefusedBy::default(),
                 );
                 return Err(e.into());
             }
@@ -142,7 +143,10 @@ impl TokenService {
                     method_attempted,
                     &attempted_user,
                     e.audit_reason(),
-                    e.directory(),
+                    RefusedBy {
+                        directory: e.directory(),
+                        issuer: e.issuer(),
+                    },
                 );
                 return Err(e.into());
             }
@@ -154,13 +158,14 @@ impl TokenService {
                     method_attempted,
                     &attempted_user,
                     "policy unavailable",
-                    None,
+                    RefusedBy::default(),
                 );
                 return Err(e.into());
             }
         };
         let Authorization { granted, rules } = authorize::authorize(&policy, &principal, &scopes);
-        let (token, issued_at) = sign(realm, &service, &principal, &granted)?;
+        let ttl_secs = lifetime_secs(realm, &principal);
+        let (token, issued_at) = sign(realm, &service, &principal, &granted, ttl_secs)?;
         let refresh_token = match (&principal.user, principal.method) {
             (Some(user), Method::Password) if offline => {
                 Some(self.mint_refresh_token(user, client_id.as_deref()).await?)
@@ -170,7 +175,7 @@ impl TokenService {
         audit.granted(&principal, &granted, &rules);
         Ok(Issued {
             token,
-            expires_in: realm.token_ttl_secs,
+            expires_in: ttl_secs,
             issued_at,
             granted,
             refresh_token,
@@ -200,12 +205,28 @@ impl TokenService {
     }
 }
 
+/// The lifetime of the JWT issued to `principal`: the realm's, or less when the principal was
+/// proven by an external JWT that expires sooner (never less than the minimum: such a JWT is
+/// refused when authenticated).
+fn lifetime_secs(realm: &Realm, principal: &Principal) -> u64 {
+    match &principal.workload {
+        Some(workload) => {
+            let left = workload
+                .expires_at
+                .saturating_sub(unix_now().max(0).unsigned_abs());
+            realm.token_ttl_secs.min(left.max(MIN_TOKEN_TTL_SECS))
+        }
+        None => realm.token_ttl_secs,
+    }
+}
+
 /// The signed token and the time it was issued at.
 fn sign(
     realm: &Realm,
     service: &str,
     principal: &Principal,
     granted: &[Scope],
+    ttl_secs: u64,
 ) -> Result<(Jwt, SystemTime), SignError> {
     let issued_at = SystemTime::now();
     let iat = issued_at
@@ -216,7 +237,7 @@ fn sign(
         iss: &realm.issuer,
         sub: principal.subject(),
         aud: service,
-        exp: iat + realm.token_ttl_secs,
+        exp: iat + ttl_secs,
         nbf: iat,
         iat,
         jti: realm.signer.jti()?,
@@ -237,6 +258,7 @@ struct Audit<'a> {
 
 impl Audit<'_> {
     fn granted(&self, principal: &Principal, granted: &[Scope], rules: &[RuleRef]) {
+        let workload = principal.workload.as_deref();
         self.metrics.issued(
             self.realm.name.as_str(),
             principal.method.as_str(),
@@ -251,6 +273,8 @@ impl Audit<'_> {
             token_id = principal.token_id.as_deref().unwrap_or(""),
             platform = principal.platform.as_deref().unwrap_or(""),
             directory = principal.directory.as_ref().map_or("", DirectoryName::as_str),
+            issuer = workload.map_or("", |w| w.issuer.as_str()),
+            claim_rule = workload.map_or("", |w| w.rule.as_str()),
             subject = principal.subject(),
             requested = %Joined(self.requested, " "),
             granted = %Joined(granted, " "),
@@ -260,13 +284,7 @@ impl Audit<'_> {
         );
     }
 
-    fn refused(
-        &self,
-        method: &str,
-        attempted_user: &str,
-        reason: &str,
-        directory: Option<&DirectoryName>,
-    ) {
+    fn refused(&self, method: &str, attempted_user: &str, reason: &str, by: RefusedBy<'_>) {
         self.metrics.refused(reason);
         tracing::info!(
             target: "audit",
@@ -274,7 +292,8 @@ impl Audit<'_> {
             realm = %self.realm.name,
             service = self.service,
             method,
-            directory = directory.map_or("", DirectoryName::as_str),
+            directory = by.directory.map_or("", DirectoryName::as_str),
+            issuer = by.issuer.map_or("", IssuerName::as_str),
             subject = attempted_user,
             requested = %Joined(self.requested, " "),
             reason,
@@ -282,6 +301,13 @@ impl Audit<'_> {
             client_addr = self.client_addr,
         );
     }
+}
+
+/// The directory or trusted issuer a refusal came from, for the audit log.
+#[derive(Default, Clone, Copy)]
+struct RefusedBy<'a> {
+    directory: Option<&'a DirectoryName>,
+    issuer: Option<&'a IssuerName>,
 }
 
 /// Scopes as the space-separated list of the wire format.

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod http;

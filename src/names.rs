@@ -120,6 +120,30 @@ name_type!(
     MAX_USERNAME_LEN
 );
 
+name_type!(
+    /// A trusted OIDC issuer's name in a realm's `[[realms.R.oidc]]` list: same alphabet as
+    /// [`Username`]. Its principals are `oidc:<name>:<subject>`, its groups `oidc:<name>:<group>`.
+    IssuerName,
+    "issuer name",
+    MAX_USERNAME_LEN
+);
+
+/// Prefix of the names and groups of principals proven by an external JWT:
+/// `oidc:<issuer name>:<subject>`, `oidc:<issuer name>:<group>`. No [`Username`] contains `:`, so
+/// no such principal can be a local account.
+pub const OIDC_PREFIX: &str = "oidc:";
+/// Longest group value after `oidc:<issuer name>:` and longest workload subject.
+pub const MAX_OIDC_VALUE_LEN: usize = 255;
+
+/// Whether `value` can follow `oidc:<issuer name>:` in a workload's name or group: 1 to
+/// [`MAX_OIDC_VALUE_LEN`] visible ASCII characters (claims such as `repo:acme/app:ref:refs/heads/main`
+/// hold `/` and `:`).
+pub fn is_oidc_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_OIDC_VALUE_LEN
+        && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Prefix of the policy groups a directory's groups map to by default, and of the source of the
 /// accounts a directory created: `ldap:<directory>:<group>`, `ldap:<directory>`.
 pub const DIRECTORY_PREFIX: &str = "ldap:";
@@ -145,11 +169,17 @@ pub fn directory_group(directory: &DirectoryName, group: &str) -> Option<String>
 }
 
 /// Whether `name` can be the name of a group a policy rule names: a [`GroupName`], or a
-/// directory's group `ldap:<directory>:<group>` with both parts valid names.
+/// directory's group `ldap:<directory>:<group>` with both parts valid names, or an OIDC issuer's
+/// `oidc:<issuer>:<group>` (see [`is_oidc_value`]).
 pub fn is_policy_group(name: &str) -> bool {
     if let Some(rest) = name.strip_prefix(DIRECTORY_PREFIX) {
         return rest.split_once(':').is_some_and(|(directory, group)| {
             DirectoryName::parse(directory).is_ok() && GroupName::parse(group).is_ok()
+        });
+    }
+    if let Some(rest) = name.strip_prefix(OIDC_PREFIX) {
+        return rest.split_once(':').is_some_and(|(issuer, group)| {
+            IssuerName::parse(issuer).is_ok() && is_oidc_value(group)
         });
     }
     GroupName::parse(name).is_ok()
@@ -285,6 +315,9 @@ mod tests {
         assert_eq!(directory_group(&corp, "Ünïcode"), None);
         assert!(is_policy_group("ldap:corp:registry-admins"));
         assert!(is_policy_group("developers"));
+        assert!(is_policy_group("oidc:gitlab:acme/platform"));
+        assert!(!is_policy_group("oidc:gitlab:a b"));
+        assert!(!is_policy_group("oidc:GitLab:x"));
         for bad in [
             "ldap:corp",
             "ldap::x",

@@ -17,8 +17,9 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::ldap::{Directories, LoadError};
 use crate::auth::munge::{DoorError, MungeDoors};
+use crate::auth::oidc::{self, Issuers};
 use crate::auth::password::{Hasher, PasswordError, Verifier};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Federation};
 use crate::config::Settings;
 use crate::http::body::UnreadBody;
 use crate::http::{self, AppState};
@@ -56,6 +57,8 @@ pub enum StartError {
     Munge(#[from] DoorError),
     #[error(transparent)]
     Directory(#[from] LoadError),
+    #[error(transparent)]
+    Issuer(#[from] oidc::LoadError),
 }
 
 /// A bound, ready-to-run server.
@@ -96,6 +99,7 @@ impl Application {
         let doors = Arc::new(MungeDoors::load(settings)?);
         let metrics = Arc::new(Metrics::new());
         let directories = Arc::new(Directories::load(settings, &metrics)?);
+        let issuers = Arc::new(Issuers::load(settings)?);
         let hasher = Hasher::new(&settings.passwords)?;
         let verifier = Verifier::new(hasher, &settings.passwords, settings.password_check_slots())?;
         let state = web::Data::new(AppState {
@@ -105,10 +109,13 @@ impl Application {
                     store.clone(),
                     verifier.clone(),
                     &settings.tokens,
-                    doors,
                     &settings.lockout,
                     metrics.clone(),
-                    directories,
+                    Federation {
+                        doors,
+                        directories,
+                        issuers,
+                    },
                 )?,
                 &settings.tokens,
                 store.clone(),

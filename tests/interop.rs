@@ -831,3 +831,108 @@ fn a_munge_credential_pulls_from_the_registry() {
     assert_eq!(replay, "401", "replayed");
     assert!(s.portcullis.logged("munge"), "audit names the method");
 }
+
+/// Workload identity end to end: a CI job's JWT from a real OpenID provider (oidc-provider) is the
+/// password of `docker login -u oidc`; skopeo, reading the credentials docker stored, pushes to the
+/// job's own repository (`${claim.repository}/**`, a database grant) and is denied another; podman
+/// logs in with the same JWT and pulls the image back.
+#[test]
+fn docker_login_with_a_ci_jwt_then_skopeo_pushes_to_the_jobs_repository_only() {
+    let provider = common::oidc::Provider::start(&["k1"]);
+    let config = format!(
+        r#"
+[[realms.default.oidc]]
+name = "ci"
+issuer = "{}"
+audiences = ["registry"]
+subject = "${{iss-name}}:${{claim.repository}}:${{claim.ref}}"
+
+[[realms.default.oidc.rules]]
+name = "acme-main"
+conditions = {{ repository_owner = "acme", ref = "refs/heads/main" }}
+"#,
+        provider.issuer()
+    );
+    let s = setup_with(Portcullis::start_with_config(&config));
+    s.portcullis.cli_ok(
+        &[
+            "grant",
+            "add",
+            "--subject",
+            "oidc:ci:*",
+            "--name",
+            "${claim.repository}/**",
+            "--actions",
+            "pull,push",
+        ],
+        "",
+    );
+    let jwt = provider.token(
+        "registry",
+        600,
+        &serde_json::json!({
+            "repository": "acme/app",
+            "repository_owner": "acme",
+            "ref": "refs/heads/main",
+        }),
+    );
+    let docker_config = tempfile::tempdir().unwrap();
+    let config_dir = docker_config.path().display().to_string();
+    let login = run_with_stdin(
+        "docker",
+        &[
+            "login",
+            "-u",
+            "oidc",
+            "--password-stdin",
+            &s.registry.host(),
+        ],
+        &format!("{jwt}\n"),
+        &[("DOCKER_CONFIG", config_dir.as_str())],
+    );
+    logged_in(&login, &s);
+    let auth_file = docker_config.path().join("config.json");
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(&auth_file).unwrap()).unwrap();
+    assert!(
+        stored["auths"][s.registry.host()]
+            .get("identitytoken")
+            .is_none(),
+        "a JWT never becomes a refresh token: {stored}"
+    );
+    let push = |repository: &str| {
+        let layout = build_oci_image(&s.work.path().join(repository.replace('/', "_")), "v1");
+        skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-authfile",
+            &auth_file.display().to_string(),
+            &format!("oci:{}:v1", layout.display()),
+            &format!("{}:v1", s.reference(repository)),
+        ])
+    };
+    succeeded(&push("acme/app/web"), &s);
+    failed_with(&push("acme/other"), "denied");
+
+    // podman (and the podman login action) the same way: the pushed image pulls back.
+    let podman = Podman::private();
+    let host = s.registry.host();
+    let podman_login = podman.run(
+        &[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "oidc",
+            "--password-stdin",
+            &host,
+        ],
+        &format!("{jwt}\n"),
+    );
+    logged_in(&podman_login, &s);
+    let image = format!("{host}/acme/app/web:v1");
+    succeeded(&podman.run(&["pull", "--tls-verify=false", &image], ""), &s);
+    assert!(
+        !s.portcullis.log().contains(&jwt),
+        "the JWT never reaches the log"
+    );
+}

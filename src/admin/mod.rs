@@ -10,6 +10,7 @@ pub mod keys;
 pub mod ldap;
 pub mod lockouts;
 pub mod munge;
+pub mod oidc;
 pub mod policy;
 pub mod realms;
 pub mod tokens;
@@ -91,6 +92,17 @@ pub enum AdminError {
         "a password may not start with \"MUNGE\": that marks a MUNGE credential, so it could never log in"
     )]
     PasswordLikeMunge,
+    /// A new password has the shape of a JWT, which logs in as a workload.
+    #[error(
+        "a password may not have the shape of a JWT (three base64url parts, the first naming an alg): that marks an external JWT, so it could never log in"
+    )]
+    PasswordLikeJwt,
+    /// `oidc test` for a realm without `[[realms.R.oidc]]`.
+    #[error("realm {0} trusts no issuer ([[realms.{0}.oidc]] in the configuration)")]
+    NoIssuers(RealmName),
+    /// An issuer's settings or files cannot be used.
+    #[error("{0}")]
+    Issuer(String),
     #[error("the password is empty")]
     EmptyPassword,
     #[error("the password is longer than {MAX_PASSWORD_LEN} bytes")]

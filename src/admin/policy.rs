@@ -1,10 +1,12 @@
 //! Policy use cases: check a policy file offline, and explain what a realm's complete policy (its
-//! file or the default, then its grants) decides for a user or an anonymous caller.
+//! file or the default, then its grants) decides for a user, an anonymous caller or a workload
+//! proven by an external JWT.
 
 use std::path::Path;
 
 use super::AdminError;
 use crate::auth::accounts::Account;
+use crate::auth::oidc::Workload;
 use crate::names::{RealmName, Username};
 use crate::policy::source as policies;
 use crate::policy::{Decision, Policy, Subject};
@@ -75,4 +77,22 @@ pub async fn explain(
             .collect(),
         directory_groups,
     })
+}
+
+/// The decision, per scope, for `workload` (its name, groups and claims, from `oidc::test`) under
+/// the realm's policy file `file` (`None`: the default policy) and its grants.
+pub async fn explain_workload(
+    store: &Store,
+    file: Option<&Path>,
+    realm: &RealmName,
+    workload: &Workload,
+    scopes: &[String],
+) -> Result<Vec<Decision>, AdminError> {
+    let policy = policies::load(store, file, realm).await?;
+    let scopes = scope::parse_all(scopes.iter().map(String::as_str))?;
+    let subject = Subject::workload(&workload.name, &workload.groups, &workload.claims);
+    Ok(scopes
+        .iter()
+        .map(|scope| policy.decide(&subject, scope))
+        .collect())
 }

@@ -12,12 +12,12 @@ use crate::names::{RealmName, Username};
 use crate::store::{Role, Source, Store, UserKind, UserRecord};
 
 /// A password that could log in: not empty, at most [`MAX_PASSWORD_LEN`] bytes, and not shaped
-/// like a token or a MUNGE credential (the server would take it for one and never check it as a
-/// password).
+/// like a token, a MUNGE credential or a JWT (the server would take it for one and never check it
+/// as a password).
 pub struct NewPassword(SecretString);
 
 impl NewPassword {
-    /// Checks `password` in that order: token prefixes, MUNGE shape, empty, length.
+    /// Checks `password` in that order: token prefixes, MUNGE shape, JWT shape, empty, length.
     pub fn parse(password: SecretString) -> Result<NewPassword, AdminError> {
         let text = password.expose_secret();
         if text.starts_with(REFRESH_TOKEN_PREFIX) || text.starts_with(ACCESS_TOKEN_PREFIX) {
@@ -25,6 +25,9 @@ impl NewPassword {
         }
         if munge_door::armored(text).is_some() {
             return Err(AdminError::PasswordLikeMunge);
+        }
+        if crate::auth::oidc::looks_like_jwt(text) {
+            return Err(AdminError::PasswordLikeJwt);
         }
         if text.is_empty() {
             return Err(AdminError::EmptyPassword);
@@ -149,6 +152,11 @@ mod tests {
         assert!(refusal("pcat_x").unwrap().contains("mark tokens"));
         assert!(refusal("pcrt_x").unwrap().contains("mark tokens"));
         assert!(refusal(" MUNGE:x").unwrap().contains("MUNGE"));
+        // eyJhbGciOiJSUzI1NiJ9 is {"alg":"RS256"}: a JWT would log in as a workload, never as this user.
+        assert!(refusal("eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
+            .unwrap()
+            .contains("shape of a JWT"));
+        assert_eq!(refusal("not.a.jwt"), None);
         assert_eq!(refusal("").unwrap(), "the password is empty");
         assert!(refusal(&"x".repeat(MAX_PASSWORD_LEN + 1))
             .unwrap()

@@ -2,7 +2,8 @@
 //! This module parses what the caller presents into [`Credentials`] (the one place headers and
 //! form fields become credentials) and dispatches on their kind, explicitly, to one backend each:
 //! [`password`] (which hands names of directory accounts, and names without an account in a realm
-//! with directories, to [`ldap`]), [`token`] (refresh and access tokens) and [`munge`]. [`lockout`]
+//! with directories, to [`ldap`]), [`token`] (refresh and access tokens), [`munge`] and [`oidc`]
+//! (external JWTs: workload identity, never a password). [`lockout`]
 //! guards the password path; accounts, tokens and mappings are read through the [`Accounts`] cache as of the
 //! request's change counters. A refusal's precise reason goes to the audit log only.
 
@@ -10,6 +11,7 @@ pub mod accounts;
 pub mod ldap;
 pub mod lockout;
 pub mod munge;
+pub mod oidc;
 pub mod password;
 pub mod token;
 
@@ -23,11 +25,12 @@ use self::accounts::{Account, Accounts};
 use self::ldap::{Directories, DirectoryError, SeenByProcess};
 use self::lockout::{Attempts, FailureCache};
 use self::munge::MungeDoors;
+use self::oidc::{Issuers, OidcError, Workload};
 use self::password::{PasswordError, Verifier};
 use self::token::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, SECS_PER_DAY};
 use crate::config::{LockoutSettings, TokenSettings};
 use crate::metrics::Metrics;
-use crate::names::{DirectoryName, Username};
+use crate::names::{DirectoryName, IssuerName, Username};
 use crate::policy::Policy;
 use crate::realm::Realm;
 use crate::scope::Scope;
@@ -56,15 +59,28 @@ pub enum Credentials {
     },
     /// A MUNGE credential (armored), from an image gateway or a cluster node.
     Munge { credential: SecretString },
+    /// An external JWT (workload identity): the password of Basic with any user name, or the
+    /// token of a token-exchange or jwt-bearer grant.
+    Oidc {
+        username: String,
+        token: SecretString,
+    },
 }
 
 impl Credentials {
-    /// Classifies a user name and secret (from Basic or the password grant): an empty user name or
-    /// a secret shaped like one of our refresh tokens is a refresh token; anything else a password.
+    /// Classifies a user name and secret (from Basic or the password grant): a secret shaped like a
+    /// JWT is an external JWT whatever the user name (never checked as a password, never counted
+    /// against an account's lockout); an empty user name or a secret shaped like one of our
+    /// refresh tokens is a refresh token; anything else a password.
     pub fn from_user_and_secret(username: String, secret: SecretString) -> Credentials {
         if let Some(credential) = munge::armored(secret.expose_secret()) {
             Credentials::Munge {
                 credential: SecretString::from(credential),
+            }
+        } else if oidc::looks_like_jwt(secret.expose_secret()) {
+            Credentials::Oidc {
+                username,
+                token: secret,
             }
         } else if username.is_empty() {
             Credentials::RefreshToken {
@@ -140,6 +156,7 @@ impl Credentials {
             Credentials::RefreshToken { .. } => Method::RefreshToken,
             Credentials::AccessToken { .. } => Method::AccessToken,
             Credentials::Munge { .. } => Method::Munge,
+            Credentials::Oidc { .. } => Method::Oidc,
         }
     }
 
@@ -151,6 +168,7 @@ impl Credentials {
             | Credentials::RefreshToken { username: None, .. } => "",
             Credentials::Password { username, .. }
             | Credentials::AccessToken { username, .. }
+            | Credentials::Oidc { username, .. }
             | Credentials::RefreshToken {
                 username: Some(username),
                 ..
@@ -186,6 +204,7 @@ pub enum Method {
     RefreshToken,
     AccessToken,
     Munge,
+    Oidc,
 }
 
 impl Method {
@@ -197,6 +216,7 @@ impl Method {
             Method::RefreshToken => "refresh_token",
             Method::AccessToken => "access_token",
             Method::Munge => "munge",
+            Method::Oidc => "oidc",
         }
     }
 }
@@ -218,10 +238,12 @@ pub struct User {
     pub groups: Vec<String>,
 }
 
-/// Who is asking: a user, or nobody.
+/// Who is asking: a user, a workload, or nobody.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: Option<User>,
+    /// A workload proven by an external JWT (then `user` is `None`).
+    pub workload: Option<Arc<Workload>>,
     pub method: Method,
     /// The id of the token that authenticated the caller, for the audit log.
     pub token_id: Option<String>,
@@ -234,9 +256,14 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The `sub` claim: the user name, or `""` when anonymous (as Docker Hub does).
+    /// The `sub` claim: the user name, the workload's `oidc:…` name, or `""` when anonymous (as
+    /// Docker Hub does).
     pub fn subject(&self) -> &str {
-        self.user.as_ref().map_or("", |u| u.username.as_str())
+        match (&self.user, &self.workload) {
+            (Some(user), _) => user.username.as_str(),
+            (None, Some(workload)) => &workload.name,
+            (None, None) => "",
+        }
     }
 }
 
@@ -267,6 +294,9 @@ pub enum AuthnError {
     /// A directory could not be asked (unreachable, too slow, refusing the search identity).
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// An external JWT was refused (401), or its issuer's keys could not be had (503).
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
 }
 
 impl AuthnError {
@@ -279,6 +309,17 @@ impl AuthnError {
             AuthnError::Password(PasswordError::Overloaded) => "password checks overloaded",
             AuthnError::Store(_) | AuthnError::Password(_) => "authentication unavailable",
             AuthnError::Directory(_) => "directory unavailable",
+            AuthnError::Oidc(OidcError::Refused { refusal, .. }) => refusal.reason(),
+            AuthnError::Oidc(OidcError::Unavailable(_)) => "oidc: issuer keys unavailable",
+        }
+    }
+
+    /// The trusted issuer that refused or failed, for the audit log.
+    pub fn issuer(&self) -> Option<&IssuerName> {
+        match self {
+            AuthnError::Oidc(OidcError::Refused { issuer, .. }) => issuer.as_ref(),
+            AuthnError::Oidc(OidcError::Unavailable(e)) => Some(&e.issuer),
+            _ => None,
         }
     }
 
@@ -306,6 +347,15 @@ pub struct Authenticator {
     metrics: Arc<Metrics>,
     directories: Arc<Directories>,
     seen_groups: Arc<SeenByProcess>,
+    issuers: Arc<Issuers>,
+}
+
+/// The backends that vouch for callers besides the database: MUNGE front doors, directories and
+/// trusted OIDC issuers, each loaded from the settings at start.
+pub struct Federation {
+    pub doors: Arc<MungeDoors>,
+    pub directories: Arc<Directories>,
+    pub issuers: Arc<Issuers>,
 }
 
 impl Authenticator {
@@ -313,11 +363,15 @@ impl Authenticator {
         store: Store,
         verifier: Verifier,
         tokens: &TokenSettings,
-        doors: Arc<MungeDoors>,
         lockout: &LockoutSettings,
         metrics: Arc<Metrics>,
-        directories: Arc<Directories>,
+        federation: Federation,
     ) -> Result<Authenticator, PasswordError> {
+        let Federation {
+            doors,
+            directories,
+            issuers,
+        } = federation;
         Ok(Authenticator {
             accounts: Arc::new(Accounts::new(store.clone())),
             failures: Arc::new(FailureCache::new(store.clone())),
@@ -330,6 +384,7 @@ impl Authenticator {
             metrics,
             directories,
             seen_groups: Arc::default(),
+            issuers,
         })
     }
 
@@ -351,6 +406,7 @@ impl Authenticator {
         match credentials {
             Credentials::Anonymous => Ok(Principal {
                 user: None,
+                workload: None,
                 method: Method::Anonymous,
                 token_id: None,
                 limit: None,
@@ -369,7 +425,28 @@ impl Authenticator {
                 self.token(&request, TokenKind::Access, Some(&username), &token)
                     .await
             }
+            Credentials::Oidc { token, .. } => self.oidc(realm, &token).await,
         }
+    }
+
+    /// The workload behind an external JWT, verified against the realm's trusted issuers.
+    async fn oidc(&self, realm: &Realm, token: &SecretString) -> Result<Principal, AuthnError> {
+        let workload = oidc::verify(
+            self.issuers.of(&realm.name),
+            token.expose_secret(),
+            crate::store::unix_now().max(0).unsigned_abs(),
+            &mut oidc::Trace::off(),
+        )
+        .await?;
+        Ok(Principal {
+            user: None,
+            workload: Some(Arc::new(workload)),
+            method: Method::Oidc,
+            token_id: None,
+            limit: None,
+            platform: None,
+            directory: None,
+        })
     }
 }
 
@@ -400,6 +477,7 @@ fn principal(
             username: account.record.username.clone(),
             groups,
         }),
+        workload: None,
         method,
         token_id,
         limit: None,
@@ -434,6 +512,15 @@ mod tests {
         let access = format!("alice:{ACCESS_TOKEN_PREFIX}x");
         assert_eq!(classify(&access).unwrap().method(), Method::AccessToken);
         assert_eq!(classify("x:MUNGEAwQ=").unwrap().method(), Method::Munge);
+        let jwt = format!(
+            "{}.e30.c2ln",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#)
+        );
+        for user in ["oidc", "alice", ""] {
+            let presented = classify(&format!("{user}:{jwt}")).unwrap();
+            assert_eq!(presented.method(), Method::Oidc, "{user:?}");
+            assert_eq!(presented.claimed_user(), user);
+        }
         let bytes_literal = format!("Basic b'{}'", STANDARD.encode("alice:pw"));
         let shifter = Credentials::from_authorization(bytes_literal.as_bytes()).unwrap();
         assert_eq!(shifter.claimed_user(), "alice");

@@ -260,9 +260,9 @@ impl Authenticator {
                 self.token(request, TokenKind::Refresh, username.as_deref(), &token)
                     .await
             }
-            Credentials::Anonymous | Credentials::Munge { .. } => Err(AuthnError::Rejected(
-                "munge: location entry holds no password",
-            )),
+            Credentials::Anonymous | Credentials::Munge { .. } | Credentials::Oidc { .. } => Err(
+                AuthnError::Rejected("munge: location entry holds no password"),
+            ),
         }
     }
 }

@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::auth::oidc::OidcError;
 use crate::auth::password::PasswordError;
 use crate::auth::{AuthnError, MalformedCredentials};
 use crate::issue::IssueError;
@@ -18,6 +19,9 @@ use crate::scope::ScopeError;
 const RETRY_AFTER_SECS: &str = "1";
 /// What a client is told about wrong credentials, whatever was wrong.
 const BAD_CREDENTIALS: &str = "incorrect username or password";
+/// What a client is told about a refused external JWT, whichever check failed (the audit log
+/// names it): never the claims.
+const TOKEN_NOT_ACCEPTED: &str = "the presented token was not accepted";
 
 /// Everything the HTTP layer can answer with other than success.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,9 @@ pub enum ApiError {
     /// Credentials were presented and are wrong. Carries the realm for `WWW-Authenticate`.
     #[error("{BAD_CREDENTIALS}")]
     InvalidCredentials { realm: String },
+    /// An external JWT was refused. Carries the realm for `WWW-Authenticate`.
+    #[error("{TOKEN_NOT_ACCEPTED}")]
+    TokenNotAccepted { realm: String },
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
     /// The body did not arrive within this many seconds; the connection is closed.
@@ -48,6 +55,10 @@ pub enum ApiError {
     /// A dependency (database, password pool, signer) failed; logged, retried by the client.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// A trusted issuer's keys could not be had; logged, retried by the client after this many
+    /// seconds (when the next fetch may be tried).
+    #[error("temporarily unavailable")]
+    UnavailableFor(u64),
 }
 
 #[derive(Serialize)]
@@ -75,8 +86,12 @@ impl ApiError {
             | ApiError::RequestTimeout(_) => ("invalid_request", "INVALID_REQUEST"),
             ApiError::InvalidScope(_) => ("invalid_scope", "INVALID_SCOPE"),
             ApiError::UnsupportedGrantType(_) => ("unsupported_grant_type", "UNSUPPORTED"),
-            ApiError::InvalidCredentials { .. } => ("invalid_grant", "UNAUTHORIZED"),
-            ApiError::Unavailable => ("temporarily_unavailable", "UNAVAILABLE"),
+            ApiError::InvalidCredentials { .. } | ApiError::TokenNotAccepted { .. } => {
+                ("invalid_grant", "UNAUTHORIZED")
+            }
+            ApiError::Unavailable | ApiError::UnavailableFor(_) => {
+                ("temporarily_unavailable", "UNAVAILABLE")
+            }
             ApiError::TooManyRequests(_) => ("slow_down", "TOOMANYREQUESTS"),
         }
     }
@@ -90,10 +105,12 @@ impl ResponseError for ApiError {
             ApiError::InvalidRequest(_)
             | ApiError::InvalidScope(_)
             | ApiError::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
-            ApiError::InvalidCredentials { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidCredentials { .. } | ApiError::TokenNotAccepted { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::UnavailableFor(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -103,7 +120,7 @@ impl ResponseError for ApiError {
         let message = self.to_string();
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            ApiError::InvalidCredentials { realm } => {
+            ApiError::InvalidCredentials { realm } | ApiError::TokenNotAccepted { realm } => {
                 let challenge = format!("Basic realm=\"{realm}\"");
                 if let Ok(value) = HeaderValue::from_str(&challenge) {
                     response.insert_header((header::WWW_AUTHENTICATE, value));
@@ -111,6 +128,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            ApiError::UnavailableFor(secs) => {
+                response.insert_header((header::RETRY_AFTER, secs.max(&1).to_string()));
             }
             // The rest of the body may still come: the connection cannot carry another request.
             ApiError::PayloadTooLarge(_) | ApiError::RequestTimeout(_) => {
@@ -144,6 +164,15 @@ impl ApiError {
                 ApiError::InvalidCredentials {
                     realm: realm.to_string(),
                 }
+            }
+            IssueError::Authn(AuthnError::Oidc(OidcError::Refused { .. })) => {
+                ApiError::TokenNotAccepted {
+                    realm: realm.to_string(),
+                }
+            }
+            IssueError::Authn(AuthnError::Oidc(OidcError::Unavailable(e))) => {
+                tracing::error!(error = %e, "request failed on a dependency");
+                ApiError::UnavailableFor(e.retry_after_secs)
             }
             IssueError::Authn(
                 AuthnError::Locked { retry_after_secs }

@@ -23,6 +23,16 @@ pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// The OAuth2 grant types (RFC 6749) a POST may name.
 const GRANT_PASSWORD: &str = "password";
 const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+/// RFC 8693 token exchange: `subject_token` (an external JWT) of `subject_token_type`.
+const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 7523 JWT bearer: `assertion` (an external JWT).
+const GRANT_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// The `subject_token_type`s of a token exchange that carry a JWT (RFC 8693 section 3).
+const JWT_TOKEN_TYPES: [&str; 3] = [
+    "urn:ietf:params:oauth:token-type:jwt",
+    "urn:ietf:params:oauth:token-type:id_token",
+    "urn:ietf:params:oauth:token-type:access_token",
+];
 /// `offline_token=true` (GET) and `access_type=offline` (POST) ask for a refresh token.
 const OFFLINE_TOKEN_TRUE: &str = "true";
 const ACCESS_TYPE_OFFLINE: &str = "offline";
@@ -122,10 +132,13 @@ pub fn from_query(
     })
 }
 
-/// POST: an OAuth2 form with `grant_type=password` (`username`, `password`) or
-/// `grant_type=refresh_token` (`refresh_token`), plus `client_id`, `service`, `scope` (one
-/// space-separated field or repeated) and `access_type=offline`. Other grant types are refused with
-/// 400 `unsupported_grant_type`, never 403/405, which containerd treats as fatal.
+/// POST: an OAuth2 form with `grant_type=password` (`username`, `password`),
+/// `grant_type=refresh_token` (`refresh_token`), or an external JWT in a token exchange
+/// (`subject_token`, `subject_token_type`) or a jwt-bearer grant (`assertion`); plus `client_id`
+/// (optional with a JWT), `service`, `scope` (one space-separated field or repeated) and
+/// `access_type=offline` (ignored with a JWT, which never yields a refresh token). Other grant
+/// types are refused with 400 `unsupported_grant_type`, never 403/405, which containerd treats as
+/// fatal.
 pub fn from_form(
     content_type: Option<&HeaderValue>,
     headers: CredentialHeaders<'_>,
@@ -147,12 +160,17 @@ pub fn from_form(
     }
     let params = Params::parse(body)?;
     let grant_type = params.required("grant_type")?;
-    if grant_type != GRANT_PASSWORD && grant_type != GRANT_REFRESH_TOKEN {
+    let jwt_grant = grant_type == GRANT_TOKEN_EXCHANGE || grant_type == GRANT_JWT_BEARER;
+    if grant_type != GRANT_PASSWORD && grant_type != GRANT_REFRESH_TOKEN && !jwt_grant {
         return Err(ApiError::UnsupportedGrantType(
             grant_type.chars().take(64).collect(),
         ));
     }
-    let client_id = params.required("client_id")?.to_owned();
+    let client_id = if jwt_grant {
+        params.single("client_id")?.map(str::to_owned)
+    } else {
+        Some(params.required("client_id")?.to_owned())
+    };
     let service = params.required("service")?.to_owned();
     let scopes = params.scopes()?;
     let offline = params.single("access_type")? == Some(ACCESS_TYPE_OFFLINE);
@@ -164,6 +182,28 @@ pub fn from_form(
             .single("password")?
             .ok_or_else(|| ApiError::InvalidRequest("missing parameter \"password\"".into()))?;
         Credentials::from_user_and_secret(username, SecretString::from(password))
+    } else if grant_type == GRANT_TOKEN_EXCHANGE {
+        let token_type = params.required("subject_token_type")?;
+        if !JWT_TOKEN_TYPES.contains(&token_type) {
+            return Err(ApiError::InvalidRequest(format!(
+                "subject_token_type must be one of {}",
+                JWT_TOKEN_TYPES.join(", ")
+            )));
+        }
+        if params.single("actor_token")?.is_some() {
+            return Err(ApiError::InvalidRequest(
+                "actor_token (delegation) is not supported".into(),
+            ));
+        }
+        Credentials::Oidc {
+            username: String::new(),
+            token: SecretString::from(params.required("subject_token")?),
+        }
+    } else if grant_type == GRANT_JWT_BEARER {
+        Credentials::Oidc {
+            username: String::new(),
+            token: SecretString::from(params.required("assertion")?),
+        }
     } else {
         Credentials::RefreshToken {
             username: None,
@@ -174,7 +214,7 @@ pub fn from_form(
         service,
         scopes,
         credentials,
-        client_id: Some(client_id),
+        client_id,
         offline,
         client_addr,
     })
@@ -316,6 +356,46 @@ mod tests {
         assert_eq!(request.client_id.as_deref(), Some("containerd-client"));
         assert_eq!(crate::issue::join(&request.scopes), "repository:a:pull");
         assert!(matches!(request.credentials, Credentials::Password { .. }));
+    }
+
+    #[test]
+    fn post_jwt_grants() {
+        let exchange = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=a.b.c&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&service=registry&scope=repository%3Aa%3Apull&client_id=containerd-client&access_type=offline";
+        let request = from_form(
+            None,
+            CredentialHeaders::default(),
+            exchange.as_bytes(),
+            String::new(),
+        )
+        .unwrap();
+        assert!(matches!(request.credentials, Credentials::Oidc { .. }));
+        assert_eq!(request.client_id.as_deref(), Some("containerd-client"));
+        let bearer = "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=a.b.c&service=registry";
+        let request = from_form(
+            None,
+            CredentialHeaders::default(),
+            bearer.as_bytes(),
+            String::new(),
+        )
+        .unwrap();
+        assert!(matches!(request.credentials, Credentials::Oidc { .. }));
+        assert_eq!(request.client_id, None);
+        let wrong_type = "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=a.b.c&subject_token_type=urn:ietf:params:oauth:token-type:saml2&service=r";
+        assert!(error(from_form(
+            None,
+            CredentialHeaders::default(),
+            wrong_type.as_bytes(),
+            String::new()
+        ))
+        .contains("subject_token_type"));
+        let no_assertion = "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&service=r";
+        assert!(error(from_form(
+            None,
+            CredentialHeaders::default(),
+            no_assertion.as_bytes(),
+            String::new()
+        ))
+        .contains("assertion"));
     }
 
     #[test]

@@ -28,9 +28,10 @@ pub fn policy_groups(role: Role, mut groups: Vec<String>) -> Vec<String> {
 
 /// Who `principal` is to the policy.
 pub fn subject(principal: &Principal) -> Subject<'_> {
-    match &principal.user {
-        Some(user) => Subject::account(user.username.as_str(), &user.groups),
-        None => Subject::anonymous(),
+    match (&principal.user, &principal.workload) {
+        (Some(user), _) => Subject::account(user.username.as_str(), &user.groups),
+        (None, Some(w)) => Subject::workload(&w.name, &w.groups, &w.claims),
+        (None, None) => Subject::anonymous(),
     }
 }
 
@@ -83,6 +84,7 @@ mod tests {
                 username: Username::parse(name).unwrap(),
                 groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             }),
+            workload: None,
             method: Method::Password,
             token_id: None,
             limit: None,
@@ -146,6 +148,7 @@ mod tests {
     fn anonymous_gets_nothing_and_deciding_rules_are_named() {
         let anonymous = Principal {
             user: None,
+            workload: None,
             method: Method::Anonymous,
             token_id: None,
             limit: None,

@@ -1,5 +1,5 @@
-//! The rule index: rules filed by subject (one bucket per user, per group, and one each for
-//! anonymous, authenticated and any), and within a bucket by literal name or by the first path
+//! The rule index: rules filed by subject (one bucket per user, per group, per workload pattern,
+//! and one each for anonymous, authenticated and any), and within a bucket by literal name or by the first path
 //! segment of their fixed prefix, so a decision reads only the rules that can apply to its principal
 //! and name. It matches; it does not combine effects.
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::action::Resource;
 use super::rule::Rule;
-use super::subject::{Subject, SubjectPattern};
+use super::subject::{Subject, SubjectPattern, WorkloadPattern};
 
 /// A rule's position in its policy, from 0.
 pub(super) type RuleId = usize;
@@ -108,6 +108,8 @@ pub(super) struct Index {
     authenticated: Bucket,
     users: HashMap<String, Bucket>,
     groups: HashMap<String, Bucket>,
+    /// Per `oidc:` pattern; each is matched against a workload's name (few in a policy).
+    workloads: Vec<(WorkloadPattern, Bucket)>,
 }
 
 impl Index {
@@ -119,6 +121,16 @@ impl Index {
             SubjectPattern::Authenticated => &mut self.authenticated,
             SubjectPattern::User(name) => self.users.entry(name.clone()).or_default(),
             SubjectPattern::Group(name) => self.groups.entry(name.clone()).or_default(),
+            SubjectPattern::Workload(pattern) => {
+                let at = match self.workloads.iter().position(|(p, _)| p == pattern) {
+                    Some(at) => at,
+                    None => {
+                        self.workloads.push((pattern.clone(), Bucket::default()));
+                        self.workloads.len() - 1
+                    }
+                };
+                &mut self.workloads[at].1
+            }
         };
         bucket.insert(id, rule);
     }
@@ -136,11 +148,18 @@ impl Index {
         let mut search =
             |bucket: &Bucket| bucket.matching(rules, subject, resource, name, &mut out);
         search(&self.any);
-        match subject.account_name() {
-            None => search(&self.anonymous),
-            Some(account) => {
-                search(&self.authenticated);
-                if let Some(bucket) = self.users.get(account) {
+        if subject.is_anonymous() {
+            search(&self.anonymous);
+        }
+        if let Some(account) = subject.account_name() {
+            search(&self.authenticated);
+            if let Some(bucket) = self.users.get(account) {
+                search(bucket);
+            }
+        }
+        if let Some(workload) = subject.workload_name() {
+            for (pattern, bucket) in &self.workloads {
+                if pattern.matches(workload) {
                     search(bucket);
                 }
             }
@@ -200,6 +219,13 @@ mod tests {
         assert_eq!(find(&alice, "teamx"), [3, 6]);
         assert_eq!(find(&alice, "ci/alice"), [3, 7]);
         assert_eq!(find(&Subject::anonymous(), "team/app"), [0, 4]);
+        let claims = serde_json::json!({});
+        let workload = Subject::workload("oidc:ci:alice", &groups, &claims);
+        assert_eq!(
+            find(&workload, "team/app"),
+            [0, 3, 6],
+            "no authenticated, user or anonymous rules"
+        );
         assert!(index
             .matching(&rules, &alice, Resource::Registry, "catalog")
             .is_empty());

@@ -7,7 +7,8 @@
 //!
 //! # Rules
 //!
-//! A [`Rule`] has a subject (`user:NAME`, `group:NAME`, `anonymous`, `authenticated`, `any`), a
+//! A [`Rule`] has a subject (`user:NAME`, `group:NAME`, `anonymous`, `authenticated`, `any`,
+//! `oidc:ISSUER:PATTERN`), a
 //! resource type (`repository`, or `registry` whose one resource is `catalog`), a name pattern (see
 //! [`NamePattern`]), actions (`pull`, `push`, `delete`, `*` on repositories; `search`, `*` on the
 //! registry) and an effect, `allow` or `deny`. A rule matches a requested scope when its subject
@@ -38,7 +39,11 @@
 //!
 //! # Principals
 //!
-//! A [`Subject`] is an account name (absent for anonymous callers) and the account's groups.
+//! A [`Subject`] is an account name (absent for anonymous callers) and the account's groups, or a
+//! workload proven by an external JWT: its `oidc:<issuer>:<subject>` name, groups and claims. A
+//! workload is no account: `authenticated`, `user:` rules and `${account}` never match it; `any`,
+//! `group:` rules for its groups and `oidc:ISSUER:PATTERN` rules do, and `${claim.PATH}` in a name
+//! pattern stands for its claim there, taken literally (matching nothing when it has none).
 //! Administrators are nothing special to the engine: [`authorize`] puts realm admins in the group
 //! `admins`, and the shipped [`DEFAULT_POLICY`] gives that group everything. `${account}` and `${group}` match nothing for a subject without an account or
 //! groups. A subject listing the same group twice matches that group's rules once.
@@ -77,11 +82,11 @@ pub use decision::{Decision, Outcome, RuleRef, Verdict};
 pub use file::{PolicyError, Position, DEFAULT_EFFECT, DEFAULT_RESOURCE};
 pub use limit::{scope_limit, ScopeLimitError};
 pub use pattern::{
-    NamePattern, PatternError, ACCOUNT_PLACEHOLDER, GROUP_PLACEHOLDER, MAX_GLOB_PLACEHOLDERS,
-    MAX_REGEX_PLACEHOLDERS, REGEX_PREFIX,
+    NamePattern, PatternError, ACCOUNT_PLACEHOLDER, CLAIM_PLACEHOLDER_OPEN, GROUP_PLACEHOLDER,
+    MAX_GLOB_PLACEHOLDERS, MAX_REGEX_PLACEHOLDERS, REGEX_PREFIX,
 };
 pub use rule::{Effect, Rule, RuleError, RuleText};
-pub use subject::{Subject, SubjectPattern};
+pub use subject::{Subject, SubjectPattern, WorkloadPattern};
 
 use crate::scope::Scope;
 use index::{Index, RuleId};

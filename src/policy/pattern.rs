@@ -1,6 +1,7 @@
 //! Name patterns, compiled once when a policy loads: globs (`*` within one path segment, `**` across
-//! segments), `re:` regular expressions (always fully anchored), and the `${account}` and `${group}`
-//! placeholders. It matches names; which rules apply to whom is the index's business.
+//! segments), `re:` regular expressions (always fully anchored), and the `${account}`, `${group}`
+//! and `${claim.PATH}` placeholders. It matches names; which rules apply to whom is the index's
+//! business.
 //!
 //! A placeholder's value is never compiled: the placeholders cut a pattern into parts, each part is
 //! compiled on its own, and matching looks for the value as literal text between them. So a value
@@ -16,7 +17,10 @@ use regex::Regex;
 use regex_syntax::ast::{parse::Parser as AstParser, Ast};
 use regex_syntax::hir::{translate::Translator, Hir, HirKind};
 
+use std::borrow::Cow;
+
 use super::subject::Subject;
+use crate::claims::ClaimPath;
 
 /// The prefix that makes a name pattern a regular expression.
 pub const REGEX_PREFIX: &str = "re:";
@@ -24,6 +28,11 @@ pub const REGEX_PREFIX: &str = "re:";
 pub const ACCOUNT_PLACEHOLDER: &str = "${account}";
 /// Stands for each group of the subject in turn; matches nothing for a subject without groups.
 pub const GROUP_PLACEHOLDER: &str = "${group}";
+/// Opens a placeholder for a claim of a workload's JWT: `${claim.repository}`,
+/// `${claim./kubernetes.io/namespace}` (a top-level claim name or a JSON Pointer, see
+/// [`ClaimPath`]). Matches nothing for accounts, anonymous callers, and workloads whose claim there
+/// is absent, empty, a list or an object.
+pub const CLAIM_PLACEHOLDER_OPEN: &str = "${claim.";
 /// What every placeholder starts with; a repository name never contains it.
 const PLACEHOLDER_OPEN: &str = "${";
 /// Most placeholders a glob may hold. Matching tries each place a value occurs in the name, so
@@ -42,8 +51,8 @@ pub enum PatternError {
     /// Nothing to match.
     #[error("the pattern is empty")]
     Empty,
-    /// `${...}` other than the two known placeholders.
-    #[error("unknown placeholder {0:?}: use {ACCOUNT_PLACEHOLDER} or {GROUP_PLACEHOLDER}")]
+    /// `${...}` other than the known placeholders.
+    #[error("unknown placeholder {0:?}: use {ACCOUNT_PLACEHOLDER}, {GROUP_PLACEHOLDER} or ${{claim.NAME}} (a claim name or a JSON Pointer such as ${{claim./kubernetes.io/namespace}})")]
     UnknownPlaceholder(String),
     /// More than [`MAX_GLOB_PLACEHOLDERS`] or [`MAX_REGEX_PLACEHOLDERS`].
     #[error("more than {0} placeholder(s) in one pattern")]
@@ -73,10 +82,12 @@ pub enum PatternError {
 }
 
 /// Which principal attribute a placeholder stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Placeholder {
     Account,
     Group,
+    /// A claim of a workload's JWT.
+    Claim(ClaimPath),
 }
 
 /// A compiled name pattern, matched against the whole resource name; displays as written.
@@ -84,8 +95,9 @@ enum Placeholder {
 /// - A glob: `*` matches any run of characters without `/`, `**` any run at all (so `team/**`
 ///   matches `team/a` and `team/a/b` but not `team`); every other character is literal.
 /// - `re:` and a regular expression, anchored at both ends (`re:a|b` matches `a` or `b` only).
-/// - In either, `${account}` stands for the subject's account name and `${group}` for each of its
-///   groups in turn; the values are literal text, never glob or regex syntax.
+/// - In either, `${account}` stands for the subject's account name, `${group}` for each of its
+///   groups in turn and `${claim.PATH}` for a workload's claim; the values are literal text, never
+///   glob or regex syntax, so a claim holding `*` or `**` cannot widen a rule.
 #[derive(Debug, Clone)]
 pub struct NamePattern {
     source: String,
@@ -116,11 +128,22 @@ enum Part {
     },
 }
 
-/// The values placeholders take for one match attempt.
+/// The values placeholders take for one match attempt: the subject's, and one of its groups.
 #[derive(Clone, Copy)]
 struct Values<'a> {
-    account: Option<&'a str>,
+    subject: &'a Subject<'a>,
     group: Option<&'a str>,
+}
+
+impl<'a> Values<'a> {
+    /// The text `hole` stands for; `None` matches nothing.
+    fn of(&self, hole: &Placeholder) -> Option<Cow<'a, str>> {
+        match hole {
+            Placeholder::Account => self.subject.account_name().map(Cow::Borrowed),
+            Placeholder::Group => self.group.map(Cow::Borrowed),
+            Placeholder::Claim(path) => self.subject.claim(path).filter(|text| !text.is_empty()),
+        }
+    }
 }
 
 impl NamePattern {
@@ -180,18 +203,17 @@ impl NamePattern {
     /// Whether `name` matches for `subject`. A `${group}` pattern matches when it matches with any
     /// one of the subject's groups; a placeholder without a value matches nothing.
     pub fn matches(&self, name: &str, subject: &Subject<'_>) -> bool {
-        let account = subject.account_name();
         if self.holes.contains(&Placeholder::Group) {
             subject.groups().iter().any(|group| {
                 let values = Values {
-                    account,
+                    subject,
                     group: Some(group),
                 };
                 match_parts(&self.parts, &self.holes, name, values)
             })
         } else {
             let values = Values {
-                account,
+                subject,
                 group: None,
             };
             match_parts(&self.parts, &self.holes, name, values)
@@ -210,16 +232,13 @@ fn match_parts(parts: &[Part], holes: &[Placeholder], text: &str, values: Values
     let Some((first, parts)) = parts.split_first() else {
         return false;
     };
-    let Some((&hole, holes)) = holes.split_first() else {
+    let Some((hole, holes)) = holes.split_first() else {
         return first.matches(text);
     };
-    let value = match hole {
-        Placeholder::Account => values.account,
-        Placeholder::Group => values.group,
-    };
-    let Some(value) = value else {
+    let Some(value) = values.of(hole) else {
         return false;
     };
+    let value: &str = &value;
     if let Part::Literal(literal) = first {
         return text
             .strip_prefix(&**literal)
@@ -278,10 +297,19 @@ fn split_at_placeholders(body: &str) -> Result<(Vec<&str>, Vec<Placeholder>), Pa
     let mut rest = body;
     while let Some(start) = rest.find(PLACEHOLDER_OPEN) {
         let from_open = &rest[start..];
+        let claim = from_open
+            .strip_prefix(CLAIM_PLACEHOLDER_OPEN)
+            .and_then(|rest| rest.split_once('}'))
+            .and_then(|(path, _)| Some((ClaimPath::parse(path).ok()?, path.len())));
         let (hole, len) = if from_open.starts_with(ACCOUNT_PLACEHOLDER) {
             (Placeholder::Account, ACCOUNT_PLACEHOLDER.len())
         } else if from_open.starts_with(GROUP_PLACEHOLDER) {
             (Placeholder::Group, GROUP_PLACEHOLDER.len())
+        } else if let Some((path, path_len)) = claim {
+            (
+                Placeholder::Claim(path),
+                CLAIM_PLACEHOLDER_OPEN.len() + path_len + 1,
+            )
         } else {
             let shown = from_open
                 .find('}')
@@ -494,6 +522,51 @@ mod tests {
         assert!(check("x${group}y", "a", &[""], "xy"));
         // Overlapping occurrences are all tried.
         assert!(check("re:a*${account}b", "aa", &[], "aaab"));
+    }
+
+    #[test]
+    fn claim_placeholders_take_a_workloads_claims_literally() {
+        let claims = serde_json::json!({
+            "repository": "acme/app",
+            "kubernetes.io": {"namespace": "ci"},
+            "wide": "**",
+            "star": "a*",
+            "empty": "",
+            "list": ["acme/app"],
+        });
+        let workload = Subject::workload("oidc:github:x", &[], &claims);
+        let matches = |pattern: &str, name: &str| {
+            NamePattern::parse(pattern)
+                .unwrap()
+                .matches(name, &workload)
+        };
+        assert!(matches("${claim.repository}/**", "acme/app/web"));
+        assert!(!matches("${claim.repository}/**", "acme/other/web"));
+        assert!(!matches("${claim.repository}/**", "acme/app"));
+        assert!(matches(
+            "k8s/${claim./kubernetes.io/namespace}/*",
+            "k8s/ci/app"
+        ));
+        assert!(matches("re:${claim.repository}-(dev|prod)", "acme/app-dev"));
+        // Values never widen: `**` and `*` are literal text, which no repository name holds.
+        assert!(!matches("${claim.wide}/x", "a/b/x"));
+        assert!(!matches("${claim.star}", "abc"));
+        // No text, no match.
+        for no_value in [
+            "${claim.empty}/**",
+            "${claim.list}/**",
+            "${claim.missing}/**",
+        ] {
+            assert!(!matches(no_value, "/x"), "{no_value}");
+            assert!(!matches(no_value, "acme/app/x"), "{no_value}");
+        }
+        // Accounts have no claims; workloads have no account.
+        assert!(!check("${claim.repository}/**", "acme", &[], "acme/app/x"));
+        assert!(!matches("${account}/**", "oidc:github:x/y"));
+        assert!(matches!(
+            NamePattern::parse("${claim.a b}/x"),
+            Err(PatternError::UnknownPlaceholder(_))
+        ));
     }
 
     #[test]

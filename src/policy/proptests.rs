@@ -1,18 +1,24 @@
 //! Property tests of the evaluator against a model written straight from the specification: every
 //! rule checked one by one (no index), patterns matched by substituting `regex::escape`d values into
-//! one regular expression, actions compared by name (no bit sets).
+//! one regular expression, actions compared by name (no bit sets). Principals are anonymous callers,
+//! accounts, and workloads (with a `repo` claim, or none) matched by `oidc:` subject patterns.
 
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 use regex::Regex;
+use serde_json::{json, Value};
 
 use super::*;
 
 const ACCOUNTS: [&str; 3] = ["u0", "u1", "u2"];
 const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
-const RULE_SUBJECTS: [&str; 7] = [
+/// Workload names; `oidc:ci:u0` shares its tail with the account `u0`, which must not matter.
+const WORKLOADS: [&str; 3] = ["oidc:ci:u0", "oidc:ci:team/a", "oidc:k8s:u0"];
+/// Values of a workload's `repo` claim, glob and regex characters included; `None`: no claim.
+const CLAIMS: [Option<&str>; 5] = [Some("u0"), Some("team"), Some("*"), Some(""), None];
+const RULE_SUBJECTS: [&str; 9] = [
     "user:u0",
     "user:u1",
     "group:g0",
@@ -20,8 +26,10 @@ const RULE_SUBJECTS: [&str; 7] = [
     "anonymous",
     "authenticated",
     "any",
+    "oidc:ci:*",
+    "oidc:k8s:u0",
 ];
-const RULE_NAMES: [&str; 10] = [
+const RULE_NAMES: [&str; 12] = [
     "team/a",
     "u0/x",
     "team/*",
@@ -32,6 +40,8 @@ const RULE_NAMES: [&str; 10] = [
     "re:team/[ab]",
     "re:(u[0-9]|g[0-9])/x",
     "re:${account}/.",
+    "${claim.repo}/*",
+    "re:${claim.repo}/.",
 ];
 const REQUEST_NAMES: [&str; 6] = ["team/a", "team/b", "u0/x", "u1/x", "g0/y", "other/c"];
 const RULE_ACTIONS: [&str; 4] = ["pull", "push", "delete", "*"];
@@ -57,14 +67,22 @@ impl ModelRule {
         .expect("model rules are valid")
     }
 
-    fn applies_to(&self, account: Option<&str>, groups: &[String]) -> bool {
+    fn applies_to(&self, who: &Who) -> bool {
         match self.subject {
             "any" => true,
-            "anonymous" => account.is_none(),
-            "authenticated" => account.is_some(),
+            "anonymous" => who.account.is_none() && who.workload.is_none(),
+            "authenticated" => who.account.is_some(),
             s => match s.split_once(':') {
-                Some(("user", name)) => account == Some(name),
-                Some(("group", name)) => groups.iter().any(|g| g == name),
+                Some(("user", name)) => who.account == Some(name),
+                Some(("group", name)) => who.groups.iter().any(|g| g == name),
+                Some(("oidc", _)) => who.workload.is_some_and(|w| {
+                    let regex = s
+                        .split('*')
+                        .map(regex::escape)
+                        .collect::<Vec<_>>()
+                        .join("(?s:.*)");
+                    Regex::new(&format!("^(?:{regex})$")).unwrap().is_match(w)
+                }),
                 _ => unreachable!("{s}"),
             },
         }
@@ -75,8 +93,44 @@ impl ModelRule {
     }
 }
 
-/// The specification's matching: escape the values into one anchored regular expression.
-fn reference_match(pattern: &str, name: &str, account: Option<&str>, groups: &[String]) -> bool {
+/// A principal of the model: an account, a workload (with its `repo` claim) or neither
+/// (anonymous), and its groups.
+#[derive(Debug, Clone)]
+struct Who {
+    account: Option<&'static str>,
+    workload: Option<&'static str>,
+    groups: Vec<String>,
+    claim: Option<&'static str>,
+}
+
+impl Who {
+    fn claims(&self) -> Value {
+        match self.claim {
+            Some(repo) => json!({ "repo": repo }),
+            None => json!({}),
+        }
+    }
+
+    fn matches(&self, pattern: &str, name: &str) -> bool {
+        reference_match(pattern, name, self.account, &self.groups, self.claim)
+    }
+}
+
+/// The `${claim.…}` placeholder of the model's rules.
+const CLAIM_PLACEHOLDER: &str = "${claim.repo}";
+
+/// The specification's matching: escape the values into one anchored regular expression; a
+/// placeholder without a value (or, for a claim, with an empty one) matches nothing.
+fn reference_match(
+    pattern: &str,
+    name: &str,
+    account: Option<&str>,
+    groups: &[String],
+    claim: Option<&str>,
+) -> bool {
+    if pattern.contains(CLAIM_PLACEHOLDER) && claim.is_none_or(str::is_empty) {
+        return false;
+    }
     let candidates: Vec<Option<&str>> = if pattern.contains(GROUP_PLACEHOLDER) {
         groups.iter().map(|g| Some(g.as_str())).collect()
     } else {
@@ -90,8 +144,16 @@ fn reference_match(pattern: &str, name: &str, account: Option<&str>, groups: &[S
         let regex = match pattern.strip_prefix(REGEX_PREFIX) {
             Some(re) => re
                 .replace(ACCOUNT_PLACEHOLDER, &expanded(account))
-                .replace(GROUP_PLACEHOLDER, &expanded(group)),
-            None => glob_reference(pattern, &expanded(account), &expanded(group)),
+                .replace(GROUP_PLACEHOLDER, &expanded(group))
+                .replace(CLAIM_PLACEHOLDER, &expanded(claim)),
+            None => glob_reference(
+                pattern,
+                &[
+                    (ACCOUNT_PLACEHOLDER, &expanded(account)),
+                    (GROUP_PLACEHOLDER, &expanded(group)),
+                    (CLAIM_PLACEHOLDER, &expanded(claim)),
+                ],
+            ),
         };
         Regex::new(&format!("^(?:{regex})$"))
             .unwrap()
@@ -100,17 +162,18 @@ fn reference_match(pattern: &str, name: &str, account: Option<&str>, groups: &[S
 }
 
 /// A glob as the module documentation defines it, with escaped placeholder values spliced in.
-fn glob_reference(glob: &str, account: &str, group: &str) -> String {
+fn glob_reference(glob: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::new();
     let mut rest = glob;
-    while let Some(c) = rest.chars().next() {
-        if let Some(after) = rest.strip_prefix(ACCOUNT_PLACEHOLDER) {
-            out.push_str(account);
-            rest = after;
-        } else if let Some(after) = rest.strip_prefix(GROUP_PLACEHOLDER) {
-            out.push_str(group);
-            rest = after;
-        } else if let Some(after) = rest.strip_prefix("**") {
+    'next: while let Some(c) = rest.chars().next() {
+        for (placeholder, value) in values {
+            if let Some(after) = rest.strip_prefix(placeholder) {
+                out.push_str(value);
+                rest = after;
+                continue 'next;
+            }
+        }
+        if let Some(after) = rest.strip_prefix("**") {
             out.push_str("(?s:.*)");
             rest = after;
         } else if let Some(after) = rest.strip_prefix('*') {
@@ -128,14 +191,13 @@ fn glob_reference(glob: &str, account: &str, group: &str) -> String {
 fn reference_grant(
     rules: &[ModelRule],
     evaluation: Evaluation,
-    account: Option<&str>,
-    groups: &[String],
+    who: &Who,
     name: &str,
     requested: &BTreeSet<String>,
 ) -> BTreeSet<String> {
     let matching: Vec<&ModelRule> = rules
         .iter()
-        .filter(|r| r.applies_to(account, groups) && reference_match(r.name, name, account, groups))
+        .filter(|r| r.applies_to(who) && who.matches(r.name, name))
         .collect();
     requested
         .iter()
@@ -170,14 +232,35 @@ fn model_rule() -> impl Strategy<Value = ModelRule> {
         })
 }
 
-fn principal() -> impl Strategy<Value = (Option<&'static str>, Vec<String>)> {
+fn principal() -> impl Strategy<Value = Who> {
+    let groups = || {
+        subsequence(GROUPS.to_vec(), 0..=GROUPS.len())
+            .prop_map(|gs| gs.into_iter().map(str::to_owned).collect::<Vec<String>>())
+    };
     prop_oneof![
-        Just((None, Vec::new())),
+        Just(Who {
+            account: None,
+            workload: None,
+            groups: Vec::new(),
+            claim: None,
+        }),
+        (select(ACCOUNTS.to_vec()), groups()).prop_map(|(a, groups)| Who {
+            account: Some(a),
+            workload: None,
+            groups,
+            claim: None,
+        }),
         (
-            select(ACCOUNTS.to_vec()),
-            subsequence(GROUPS.to_vec(), 0..=GROUPS.len())
+            select(WORKLOADS.to_vec()),
+            groups(),
+            select(CLAIMS.to_vec())
         )
-            .prop_map(|(a, gs)| (Some(a), gs.into_iter().map(str::to_owned).collect())),
+            .prop_map(|(w, groups, claim)| Who {
+                account: None,
+                workload: Some(w),
+                groups,
+                claim,
+            }),
     ]
 }
 
@@ -191,17 +274,13 @@ fn request() -> impl Strategy<Value = Scope> {
         })
 }
 
-fn decide(
-    rules: &[ModelRule],
-    evaluation: Evaluation,
-    account: Option<&str>,
-    groups: &[String],
-    scope: &Scope,
-) -> Decision {
+fn decide(rules: &[ModelRule], evaluation: Evaluation, who: &Who, scope: &Scope) -> Decision {
     let policy = Policy::new(evaluation, rules.iter().map(ModelRule::compile));
-    let subject = match account {
-        Some(account) => Subject::account(account, groups),
-        None => Subject::anonymous(),
+    let claims = who.claims();
+    let subject = match (who.account, who.workload) {
+        (Some(account), _) => Subject::account(account, &who.groups),
+        (None, Some(workload)) => Subject::workload(workload, &who.groups, &claims),
+        (None, None) => Subject::anonymous(),
     };
     policy.decide(&subject, scope)
 }
@@ -223,11 +302,11 @@ proptest! {
     fn evaluator_matches_the_specification(
         rules in prop::collection::vec(model_rule(), 0..10),
         evaluation in evaluation(),
-        (account, groups) in principal(),
+        who in principal(),
         scope in request(),
     ) {
-        let decision = decide(&rules, evaluation, account, &groups, &scope);
-        let expected = reference_grant(&rules, evaluation, account, &groups, scope.name(), scope.actions());
+        let decision = decide(&rules, evaluation, &who, &scope);
+        let expected = reference_grant(&rules, evaluation, &who, scope.name(), scope.actions());
         prop_assert_eq!(granted_actions(&decision), expected);
     }
 
@@ -236,10 +315,10 @@ proptest! {
     fn grant_is_within_the_request(
         rules in prop::collection::vec(model_rule(), 0..10),
         evaluation in evaluation(),
-        (account, groups) in principal(),
+        who in principal(),
         scope in request(),
     ) {
-        let decision = decide(&rules, evaluation, account, &groups, &scope);
+        let decision = decide(&rules, evaluation, &who, &scope);
         prop_assert!(granted_actions(&decision).is_subset(scope.actions()));
         prop_assert_eq!(decision.verdicts().len(), scope.actions().len());
         if let Some(granted) = decision.granted() {
@@ -253,14 +332,14 @@ proptest! {
     fn union_only_grows_with_allows(
         rules in prop::collection::vec(model_rule(), 0..10),
         extra in model_rule(),
-        (account, groups) in principal(),
+        who in principal(),
         scope in request(),
     ) {
         let extra = ModelRule { allow: true, ..extra };
-        let before = granted_actions(&decide(&rules, Evaluation::Union, account, &groups, &scope));
+        let before = granted_actions(&decide(&rules, Evaluation::Union, &who, &scope));
         let mut more = rules.clone();
         more.push(extra);
-        let after = granted_actions(&decide(&more, Evaluation::Union, account, &groups, &scope));
+        let after = granted_actions(&decide(&more, Evaluation::Union, &who, &scope));
         prop_assert!(before.is_subset(&after));
     }
 
@@ -269,12 +348,12 @@ proptest! {
     fn deny_wins(
         rules in prop::collection::vec(model_rule(), 0..10),
         denied in select(RULE_ACTIONS.to_vec()),
-        (account, groups) in principal(),
+        who in principal(),
         scope in request(),
     ) {
         let mut with_deny = rules.clone();
         with_deny.push(ModelRule { subject: "any", name: "**", actions: vec![denied], allow: false });
-        let decision = decide(&with_deny, Evaluation::Union, account, &groups, &scope);
+        let decision = decide(&with_deny, Evaluation::Union, &who, &scope);
         let granted = granted_actions(&decision);
         prop_assert!(!granted.contains(denied));
         prop_assert!(!granted.contains("*"));
@@ -299,14 +378,14 @@ proptest! {
     #[test]
     fn wildcard_handling(
         rules in prop::collection::vec(model_rule(), 0..10),
-        (account, groups) in principal(),
+        who in principal(),
         name in select(REQUEST_NAMES.to_vec()),
     ) {
         let scope = Scope::parse(&format!("repository:{name}:pull,push,delete,*")).unwrap();
-        let decision = decide(&rules, Evaluation::Union, account, &groups, &scope);
+        let decision = decide(&rules, Evaluation::Union, &who, &scope);
         let granted = granted_actions(&decision);
         let matching: Vec<&ModelRule> = rules.iter()
-            .filter(|r| r.applies_to(account, &groups) && reference_match(r.name, name, account, &groups))
+            .filter(|r| r.applies_to(&who) && who.matches(r.name, name))
             .collect();
         let star_allowed = matching.iter().any(|r| r.allow && r.actions.contains(&"*"));
         let any_deny = matching.iter().any(|r| !r.allow);
@@ -320,12 +399,12 @@ proptest! {
     #[test]
     fn first_match_names_only_the_first_matching_rule(
         rules in prop::collection::vec(model_rule(), 1..10),
-        (account, groups) in principal(),
+        who in principal(),
         scope in request(),
     ) {
-        let decision = decide(&rules, Evaluation::FirstMatch, account, &groups, &scope);
+        let decision = decide(&rules, Evaluation::FirstMatch, &who, &scope);
         let first = rules.iter()
-            .position(|r| r.applies_to(account, &groups) && reference_match(r.name, scope.name(), account, &groups))
+            .position(|r| r.applies_to(&who) && who.matches(r.name, scope.name()))
             .map(|i| i + 1);
         for verdict in decision.verdicts() {
             let numbers: Vec<usize> = verdict.rules().iter().map(RuleRef::number).collect();
@@ -353,6 +432,18 @@ const REGEX_PIECES: [&str; 12] = [
     r"\.",
     "${account}",
     "${group}",
+];
+/// Glob and regex pieces with a claim placeholder instead of the account and group ones.
+const CLAIM_GLOB_PIECES: [&str; 8] = ["a", "b", "/", ".", "-", "*", "**", CLAIM_PLACEHOLDER];
+const CLAIM_REGEX_PIECES: [&str; 8] = [
+    "a",
+    "/",
+    "[ab]",
+    "(a|b)",
+    "b+",
+    ".*",
+    r"\.",
+    CLAIM_PLACEHOLDER,
 ];
 /// Characters of names and placeholder values, glob and regex metacharacters included.
 const TEXT_CHARS: [char; 12] = ['a', 'b', '/', '.', '*', '+', '(', '|', '$', '[', ']', '\\'];
@@ -385,7 +476,27 @@ proptest! {
         let subject = Subject::account(&account, &groups);
         prop_assert_eq!(
             compiled.matches(&name, &subject),
-            reference_match(&pattern, &name, Some(&account), &groups),
+            reference_match(&pattern, &name, Some(&account), &groups, None),
+            "pattern {:?}", pattern
+        );
+    }
+
+    /// A workload's claim is matched as if escaped into the pattern, like the other placeholders:
+    /// a claim holding `*`, `**` or regex characters never widens a rule; an empty one matches
+    /// nothing.
+    #[test]
+    fn claims_match_as_escaped_literals(
+        pattern in prop_oneof![pattern_from(&CLAIM_GLOB_PIECES, ""), pattern_from(&CLAIM_REGEX_PIECES, REGEX_PREFIX)],
+        claim in text(3),
+        name in text(8),
+    ) {
+        let compiled = NamePattern::parse(&pattern);
+        prop_assume!(compiled.is_ok());
+        let claims = json!({ "repo": claim });
+        let subject = Subject::workload("oidc:ci:x", &[], &claims);
+        prop_assert_eq!(
+            compiled.unwrap().matches(&name, &subject),
+            reference_match(&pattern, &name, None, &[], Some(&claim)),
             "pattern {:?}", pattern
         );
     }

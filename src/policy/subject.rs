@@ -4,22 +4,36 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::rule::RuleError;
-use crate::names::{is_policy_group, Username};
+use serde_json::Value;
 
-/// The principal a decision is made for: an account name (`None` when anonymous) and the groups
-/// the account belongs to. Realm administrators are members of a group, `admins` by convention.
+use super::rule::RuleError;
+use crate::claims::{self, ClaimPath};
+use crate::names::{is_oidc_value, is_policy_group, IssuerName, Username, OIDC_PREFIX};
+
+/// The principal a decision is made for: an account, a workload or nobody, and its groups. Realm
+/// administrators are members of a group, `admins` by convention.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
-    account: Option<&'a str>,
+    who: Who<'a>,
     groups: &'a [String],
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Who<'a> {
+    Anonymous,
+    Account(&'a str),
+    /// A principal proven by an external JWT: its `oidc:…` name and its verified claims.
+    Workload {
+        name: &'a str,
+        claims: &'a Value,
+    },
 }
 
 impl<'a> Subject<'a> {
     /// A caller that did not authenticate: no account, no groups.
     pub fn anonymous() -> Self {
         Subject {
-            account: None,
+            who: Who::Anonymous,
             groups: &[],
         }
     }
@@ -27,14 +41,48 @@ impl<'a> Subject<'a> {
     /// An authenticated account and its groups.
     pub fn account(name: &'a str, groups: &'a [String]) -> Self {
         Subject {
-            account: Some(name),
+            who: Who::Account(name),
             groups,
         }
     }
 
-    /// The account name, `None` when anonymous.
+    /// A workload (`oidc:<issuer>:<subject>`), its groups and the claims of its JWT. It is no
+    /// account: `authenticated`, `user:` rules and `${account}` never match it.
+    pub fn workload(name: &'a str, groups: &'a [String], claims: &'a Value) -> Self {
+        Subject {
+            who: Who::Workload { name, claims },
+            groups,
+        }
+    }
+
+    /// The account name, `None` when anonymous or a workload.
     pub fn account_name(&self) -> Option<&'a str> {
-        self.account
+        match self.who {
+            Who::Account(name) => Some(name),
+            Who::Anonymous | Who::Workload { .. } => None,
+        }
+    }
+
+    /// The workload's name, `None` unless a workload.
+    pub fn workload_name(&self) -> Option<&'a str> {
+        match self.who {
+            Who::Workload { name, .. } => Some(name),
+            Who::Anonymous | Who::Account(_) => None,
+        }
+    }
+
+    /// Whether nobody authenticated.
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self.who, Who::Anonymous)
+    }
+
+    /// The text of the workload's claim at `path`; `None` for accounts, anonymous callers and
+    /// claims without text.
+    pub fn claim(&self, path: &ClaimPath) -> Option<std::borrow::Cow<'a, str>> {
+        match self.who {
+            Who::Workload { claims, .. } => claims::text(claims, path),
+            Who::Anonymous | Who::Account(_) => None,
+        }
     }
 
     /// The account's groups.
@@ -44,7 +92,8 @@ impl<'a> Subject<'a> {
 }
 
 /// The subject of a rule, as written in a policy: `user:NAME`, `group:NAME`, `anonymous`,
-/// `authenticated` (every account) or `any` (everyone, anonymous callers included).
+/// `authenticated` (every account), `any` (everyone, anonymous callers and workloads included) or
+/// `oidc:ISSUER:PATTERN` (the workloads whose name matches; see [`WorkloadPattern`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SubjectPattern {
     /// One account.
@@ -57,6 +106,39 @@ pub enum SubjectPattern {
     Authenticated,
     /// Everyone.
     Any,
+    /// Workloads whose name matches.
+    Workload(WorkloadPattern),
+}
+
+/// Workload names a rule is for, `oidc:ISSUER:PATTERN`: the issuer's name exactly, then a pattern
+/// in which `*` matches any run of characters, `/` and `:` included (subjects such as
+/// `repo:acme/app:ref:refs/heads/main` hold both), and every other character itself.
+/// `oidc:github:*` is every workload of the issuer `github`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkloadPattern {
+    /// As written, `oidc:` included.
+    source: String,
+}
+
+impl WorkloadPattern {
+    fn parse(text: &str) -> Option<WorkloadPattern> {
+        let rest = text.strip_prefix(OIDC_PREFIX)?;
+        let (issuer, pattern) = rest.split_once(':')?;
+        (IssuerName::parse(issuer).is_ok() && is_oidc_value(pattern)).then(|| WorkloadPattern {
+            source: text.to_owned(),
+        })
+    }
+
+    /// Whether the workload `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        claims::star_match(&self.source, name)
+    }
+}
+
+impl fmt::Display for WorkloadPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
 }
 
 const USER_PREFIX: &str = "user:";
@@ -81,7 +163,11 @@ impl FromStr for SubjectPattern {
             AUTHENTICATED => Ok(SubjectPattern::Authenticated),
             ANY => Ok(SubjectPattern::Any),
             _ => {
-                if let Some(name) = s.strip_prefix(USER_PREFIX) {
+                if s.starts_with(OIDC_PREFIX) {
+                    WorkloadPattern::parse(s)
+                        .map(SubjectPattern::Workload)
+                        .ok_or_else(|| RuleError::SubjectName(s.to_owned()))
+                } else if let Some(name) = s.strip_prefix(USER_PREFIX) {
                     named(name, SubjectPattern::User)
                 } else if let Some(name) = s.strip_prefix(GROUP_PREFIX) {
                     if is_policy_group(name) {
@@ -105,6 +191,7 @@ impl fmt::Display for SubjectPattern {
             SubjectPattern::Anonymous => f.write_str(ANONYMOUS),
             SubjectPattern::Authenticated => f.write_str(AUTHENTICATED),
             SubjectPattern::Any => f.write_str(ANY),
+            SubjectPattern::Workload(pattern) => pattern.fmt(f),
         }
     }
 }
@@ -130,9 +217,36 @@ mod tests {
             "any",
             "user:ci_bot-2.x",
             "group:ldap:corp:registry-admins",
+            "group:oidc:gitlab:acme/platform",
+            "oidc:github:*",
+            "oidc:github:repo:acme/app:ref:refs/heads/main",
         ] {
             let parsed: SubjectPattern = text.parse().unwrap();
             assert_eq!(parsed.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn workload_patterns_star_across_slashes_and_colons() {
+        let matches = |pattern: &str, name: &str| match pattern.parse::<SubjectPattern>() {
+            Ok(SubjectPattern::Workload(p)) => p.matches(name),
+            other => panic!("{pattern}: {other:?}"),
+        };
+        let main = "oidc:github:repo:acme/app:ref:refs/heads/main";
+        assert!(matches("oidc:github:*", main));
+        assert!(matches("oidc:github:repo:acme/*:ref:refs/heads/main", main));
+        assert!(matches(main, main));
+        assert!(!matches("oidc:gitlab:*", main));
+        assert!(!matches("oidc:github:repo:acme/app", main));
+        assert!(!matches("oidc:github:*:ref:refs/heads/dev", main));
+        for bad in [
+            "oidc:",
+            "oidc:github",
+            "oidc:GitHub:*",
+            "oidc:github:a b",
+            "oidc:github:",
+        ] {
+            assert!(bad.parse::<SubjectPattern>().is_err(), "{bad}");
         }
     }
 

@@ -71,6 +71,9 @@ pub async fn spawn_app_at(
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let store = Store::connect(&settings.database).await.unwrap();
+    // reqwest's rustls has no crypto provider of its own (the server's issuer fetches bring theirs,
+    // aws-lc-rs): this process's clients use the same one. Already installed: nothing to do.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     TestApp {
         address,
         engine: if settings.database.url.starts_with("sqlite:") {

@@ -7,5 +7,6 @@ pub mod database;
 pub mod external;
 pub mod jwt;
 pub mod munged;
+pub mod oidc;
 pub mod portcullis;
 pub mod slapd;
