@@ -256,6 +256,19 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A caller with no credentials.
+    pub fn anonymous() -> Principal {
+        Principal {
+            user: None,
+            workload: None,
+            method: Method::Anonymous,
+            token_id: None,
+            limit: None,
+            platform: None,
+            directory: None,
+        }
+    }
+
     /// The `sub` claim: the user name, the workload's `oidc:…` name, or `""` when anonymous (as
     /// Docker Hub does).
     pub fn subject(&self) -> &str {
@@ -404,15 +417,7 @@ impl Authenticator {
             counters,
         };
         match credentials {
-            Credentials::Anonymous => Ok(Principal {
-                user: None,
-                workload: None,
-                method: Method::Anonymous,
-                token_id: None,
-                limit: None,
-                platform: None,
-                directory: None,
-            }),
+            Credentials::Anonymous => Ok(Principal::anonymous()),
             Credentials::Munge { credential } => self.munge(&request, &credential).await,
             Credentials::Password { username, password } => {
                 self.password(&request, &username, password).await

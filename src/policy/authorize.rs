@@ -146,15 +146,7 @@ mod tests {
 
     #[test]
     fn anonymous_gets_nothing_and_deciding_rules_are_named() {
-        let anonymous = Principal {
-            user: None,
-            workload: None,
-            method: Method::Anonymous,
-            token_id: None,
-            limit: None,
-            platform: None,
-            directory: None,
-        };
+        let anonymous = Principal::anonymous();
         assert!(granted(&anonymous, "repository:library/alpine:pull").is_empty());
         let policy = Policy::default_policy();
         let scopes = parse_all(["repository:alice/app:pull"]).unwrap();
