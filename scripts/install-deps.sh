@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the external programs that Portcullis's integration tests and load benchmark drive:
 # docker-registry, skopeo, podman, containerd/ctr, munge, PostgreSQL, wrk, htpasswd and python3
-# (scripts/bench.sh mints MUNGE credentials with it), OpenLDAP's slapd, slapadd and ldap-utils, and
-# openssl (the LDAP tests' certificates), from Debian's packages; for the container and
-# deployment checks (scripts/container-test.sh, scripts/deploy-check.sh) debootstrap, runc, curl,
-# systemd-analyze and kill, and kubernetes-validate from PyPI; Node.js and npm, and from npm the
-# OpenID provider the workload-identity tests start (oidc-provider, pinned by
+# (scripts/bench.sh mints MUNGE credentials with it; tests/common/https.rs serves HTTPS with it),
+# OpenLDAP's slapd, slapadd and ldap-utils, and openssl (the LDAP and HTTPS tests' certificates),
+# from Debian's packages; for the container and deployment checks (scripts/container-test.sh,
+# scripts/deploy-check.sh) debootstrap, runc, curl, systemd-analyze and kill, and
+# kubernetes-validate from PyPI; Node.js and npm, and from npm the OpenID provider the
+# workload-identity tests start (oidc-provider, pinned by
 # tests/common/oidc/package-lock.json, installed into tests/common/oidc/node_modules). Idempotent:
 # does nothing when every command is already present. Never starts the packages' services: the tests start their own
 # throwaway instances (see tests/common/external.rs, scripts/pg.sh).

@@ -5,8 +5,10 @@
 //! is needed.
 pub mod database;
 pub mod external;
+pub mod https;
 pub mod jwt;
 pub mod munged;
 pub mod oidc;
 pub mod portcullis;
 pub mod slapd;
+pub mod tls;

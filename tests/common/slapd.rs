@@ -1,6 +1,7 @@
 //! A private OpenLDAP `slapd` per test, killed on drop: a generated `slapd.conf`, a test CA and a
-//! server certificate, a fixed directory tree loaded with `slapadd`, and its `-d stats` log to read
-//! back. It does not configure Portcullis, and installs nothing (`scripts/install-deps.sh` does).
+//! server certificate (`tls.rs`), a fixed directory tree loaded with `slapadd`, and its `-d stats`
+//! log to read back. It does not configure Portcullis, and installs nothing
+//! (`scripts/install-deps.sh` does).
 //!
 //! # Listeners
 //! `ldap://127.0.0.1:P` (plain, StartTLS offered) and `ldaps://127.0.0.1:P2`, two free loopback
@@ -75,6 +76,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::external::{describe, free_port, run_with_stdin};
+use super::tls;
 
 /// The daemon; Debian installs it in `/usr/sbin`, which a non-root `PATH` may lack.
 pub const SLAPD: &str = "/usr/sbin/slapd";
@@ -89,8 +91,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often readiness and exit are polled.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
-/// Lifetime of the generated certificates.
-const CERT_DAYS: &str = "2";
 
 /// Which directory tree the instance holds (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -357,7 +357,7 @@ impl Slapd {
             .prefix("portcullis-slapd-")
             .tempdir()
             .expect("create temp dir");
-        write_certificates(dir.path());
+        tls::write_certificates(dir.path());
         let data = dir.path().join("data");
         fs::create_dir(&data).expect("create database directory");
         let config = dir.path().join("slapd.conf");
@@ -506,12 +506,12 @@ impl Slapd {
 
     /// The test CA (PEM) that signed the server certificate.
     pub fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
+        self.dir.path().join(tls::CA)
     }
 
     /// Another CA (PEM) that signed nothing this server presents: trusting only it must fail.
     pub fn other_ca_file(&self) -> PathBuf {
-        self.dir.path().join("other-ca.pem")
+        self.dir.path().join(tls::OTHER_CA)
     }
 
     /// The suffix, e.g. `dc=example,dc=org`.
@@ -690,88 +690,4 @@ access to *
   by anonymous {anonymous_access}
 "#
     )
-}
-
-/// Writes `ca.pem` (the test CA), `server.pem`/`server.key` (signed by it, for 127.0.0.1 and
-/// localhost) and `other-ca.pem` (an unrelated CA) into `dir`, with the `openssl` CLI.
-fn write_certificates(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run openssl ({e}); run scripts/install-deps.sh"));
-        assert!(
-            output.status.success(),
-            "openssl {args:?} failed: {}",
-            describe(&output)
-        );
-    };
-    let new_ca = |name: &str, subject: &str| {
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            CERT_DAYS,
-            "-subj",
-            subject,
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-    };
-    new_ca("ca", "/CN=Portcullis test CA");
-    new_ca("other-ca", "/CN=Portcullis unrelated test CA");
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    fs::write(
-        dir.join("server.ext"),
-        "basicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\n\
-         extendedKeyUsage=serverAuth\n\
-         subjectAltName=IP:127.0.0.1,DNS:localhost\n\
-         subjectKeyIdentifier=hash\n\
-         authorityKeyIdentifier=keyid\n",
-    )
-    .expect("write server.ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        CERT_DAYS,
-        "-extfile",
-        "server.ext",
-    ]);
 }

@@ -73,13 +73,22 @@ conditions = {{ repository_owner = "acme", ref = {{ glob = "refs/heads/*" }} }}
 /// A local issuer as `k8s`, keys from its JWKS file, ES256 only: service accounts of the
 /// namespaces `ci` and `build` are in the group `builders`.
 pub fn kubernetes_issuer(local: &LocalIssuer, extra: &str) -> String {
+    let jwks = local.jwks_file();
+    kubernetes_issuer_at(
+        &local.issuer,
+        &format!("jwks_file = \"{}\"\n{extra}", jwks.display()),
+    )
+}
+
+/// [`kubernetes_issuer`] for the issuer URL `issuer`, its keys by OpenID discovery unless `extra`
+/// (lines for the issuer's entry) names another source.
+pub fn kubernetes_issuer_at(issuer: &str, extra: &str) -> String {
     format!(
         r#"
 [[realms.default.oidc]]
 name = "k8s"
 issuer = "{issuer}"
 audiences = ["{AUDIENCE}", "other"]
-jwks_file = "{jwks}"
 algorithms = ["ES256"]
 subject = "${{iss-name}}:${{sub}}"
 {extra}
@@ -89,9 +98,7 @@ name = "build-namespaces"
 groups = ["builders"]
 [realms.default.oidc.rules.conditions]
 "/kubernetes.io/namespace" = {{ one_of = ["ci", "build"] }}
-"#,
-        issuer = local.issuer,
-        jwks = local.jwks_file().display(),
+"#
     )
 }
 
@@ -211,6 +218,23 @@ pub struct Answer {
     pub status: u16,
     pub headers: String,
     pub body: Value,
+}
+
+impl Answer {
+    /// The seconds of a 503's `Retry-After`, asserted to be present and within `1..=max`.
+    pub fn retry_after(&self, max: u64) -> u64 {
+        let seconds: u64 = self
+            .headers
+            .lines()
+            .find_map(|l| l.strip_prefix("retry-after:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("Retry-After: {}", self.headers));
+        assert!(
+            (1..=max).contains(&seconds),
+            "Retry-After {seconds}: until the next fetch may be tried, at most {max}"
+        );
+        seconds
+    }
 }
 
 /// Runs curl with `args` (the URL last); the answer's status, headers and JSON body.
