@@ -20,3 +20,29 @@ pub fn header(jwt: &str) -> Value {
 pub fn claims(jwt: &str) -> Value {
     part(jwt, 1)
 }
+
+/// The granted scopes of a token response, as `resource:name:actions` joined by spaces.
+pub fn granted_scopes(body: &Value) -> String {
+    let token = body["token"].as_str().expect("a token");
+    let claims = claims(token);
+    claims["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let actions: Vec<&str> = a["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            format!(
+                "{}:{}:{}",
+                a["type"].as_str().unwrap(),
+                a["name"].as_str().unwrap(),
+                actions.join(",")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

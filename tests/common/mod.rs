@@ -3,6 +3,7 @@
 //! The `pub` matters: items reachable from a test crate's root count as used, so a target that needs
 //! only some of these helpers gets no dead-code warning for the rest, and no `#[allow(dead_code)]`
 //! is needed.
+pub mod curl;
 pub mod database;
 pub mod external;
 pub mod https;

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use crate::common::jwt::granted_scopes;
 use crate::common::slapd::Slapd;
-use crate::ldap::setup::{directory, engines, scopes, Server};
+use crate::ldap::setup::{directory, engines, Server};
 
 const TEAM_PULL: &str = "repository%3Ateam%2Fapp%3Apull";
 
@@ -98,7 +99,7 @@ fn access_tokens_explain_and_the_offline_password_grant_work_for_directory_users
     let secret = server.portcullis.create_access_token("alice", "laptop");
     let with_token = server.token("alice", &secret, &format!("&scope={TEAM_PULL}"));
     assert_eq!(with_token.status, 200);
-    assert_eq!(scopes(&with_token.body), "repository:team/app:pull");
+    assert_eq!(granted_scopes(&with_token.body), "repository:team/app:pull");
 
     let explained = server.portcullis.cli_ok(
         &[

@@ -8,8 +8,9 @@ use serde_json::json;
 
 use crate::common::https::HttpsServer;
 use crate::common::jwt;
+use crate::common::jwt::granted_scopes;
 use crate::common::oidc::LocalIssuer;
-use crate::oidc::setup::{kubernetes_issuer_at, scopes, Server, AUDIENCE};
+use crate::oidc::setup::{kubernetes_issuer_at, Server, AUDIENCE};
 
 /// An HTTPS server publishing `local`'s keys by OpenID discovery: the issuer is the server's own
 /// URL, its `jwks_uri` the server's `/jwks.json`.
@@ -46,7 +47,10 @@ fn discovery_and_keys_over_https_trusting_the_ca_file_log_in() {
         answer.body,
         server.portcullis.log()
     );
-    assert_eq!(scopes(&answer.body), "repository:k8s/ci/app:pull,push");
+    assert_eq!(
+        granted_scopes(&answer.body),
+        "repository:k8s/ci/app:pull,push"
+    );
     let issued = jwt::claims(answer.body["token"].as_str().unwrap());
     assert_eq!(issued["sub"], "oidc:k8s:system:serviceaccount:ci:builder");
     let served = https.log();

@@ -7,8 +7,9 @@ use serde_json::json;
 
 use crate::common::database::Db;
 use crate::common::jwt;
+use crate::common::jwt::granted_scopes;
 use crate::common::oidc::{now, LocalIssuer};
-use crate::oidc::setup::{kubernetes_issuer, scopes, Server, AUDIENCE, KUBERNETES_ISSUER};
+use crate::oidc::setup::{kubernetes_issuer, Server, AUDIENCE, KUBERNETES_ISSUER};
 
 #[test]
 fn a_service_account_token_logs_in_with_basic_and_gets_its_namespace() {
@@ -32,7 +33,10 @@ fn a_service_account_token_logs_in_with_basic_and_gets_its_namespace() {
                 "{db:?} user {user:?}: {:?}",
                 answer.body
             );
-            assert_eq!(scopes(&answer.body), "repository:k8s/ci/app:pull,push");
+            assert_eq!(
+                granted_scopes(&answer.body),
+                "repository:k8s/ci/app:pull,push"
+            );
             assert!(
                 answer.body.get("refresh_token").is_none(),
                 "a JWT never becomes a refresh token"
@@ -78,7 +82,10 @@ fn token_exchange_and_jwt_bearer_grants_as_containerd_posts_them() {
     );
     let answer = server.post(&exchange);
     assert_eq!(answer.status, 200, "{:?}", answer.body);
-    assert_eq!(scopes(&answer.body), "repository:k8s/build/app:pull,push");
+    assert_eq!(
+        granted_scopes(&answer.body),
+        "repository:k8s/build/app:pull,push"
+    );
     assert!(answer.body.get("refresh_token").is_none());
     assert!(answer.body["access_token"].is_string());
     let bearer = format!(
@@ -87,7 +94,10 @@ fn token_exchange_and_jwt_bearer_grants_as_containerd_posts_them() {
     );
     let answer = server.post(&bearer);
     assert_eq!(answer.status, 200, "{:?}", answer.body);
-    assert_eq!(scopes(&answer.body), "repository:k8s/build/app:pull");
+    assert_eq!(
+        granted_scopes(&answer.body),
+        "repository:k8s/build/app:pull"
+    );
     let refused = server.post(&exchange.replace(
         &token,
         &local.sign(&local.kubernetes_claims("prod", "x", &[AUDIENCE])),

@@ -2,10 +2,9 @@
 //! `[[realms.default.oidc]]` entries for the real provider and for a Kubernetes-shaped local
 //! issuer, a server started with them, and token requests over curl.
 
-use serde_json::Value;
-
+use crate::common::curl::{curl, Answer};
 use crate::common::database::Db;
-use crate::common::external::run_with_stdin;
+use crate::common::jwt::granted_scopes;
 use crate::common::oidc::{LocalIssuer, Provider};
 use crate::common::portcullis::Portcullis;
 
@@ -151,7 +150,7 @@ impl Server {
         if answer.status != 200 {
             return Err(answer.status);
         }
-        Ok(scopes(&answer.body))
+        Ok(granted_scopes(&answer.body))
     }
 
     /// Asserts a 401 for `jwt` with the generic body, an audit event naming `reason`, and that
@@ -184,74 +183,5 @@ impl Server {
             !log.contains(jwt.split('.').nth(2).unwrap()),
             "the JWT's signature reached the log"
         );
-    }
-}
-
-/// The granted scopes of a token response, as `resource:name:actions` joined by spaces.
-pub fn scopes(body: &Value) -> String {
-    let token = body["token"].as_str().expect("a token");
-    let claims = crate::common::jwt::claims(token);
-    claims["access"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let actions: Vec<&str> = a["actions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap())
-                .collect();
-            format!(
-                "{}:{}:{}",
-                a["type"].as_str().unwrap(),
-                a["name"].as_str().unwrap(),
-                actions.join(",")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// An HTTP answer.
-pub struct Answer {
-    pub status: u16,
-    pub headers: String,
-    pub body: Value,
-}
-
-impl Answer {
-    /// The seconds of a 503's `Retry-After`, asserted to be present and within `1..=max`.
-    pub fn retry_after(&self, max: u64) -> u64 {
-        let seconds: u64 = self
-            .headers
-            .lines()
-            .find_map(|l| l.strip_prefix("retry-after:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("Retry-After: {}", self.headers));
-        assert!(
-            (1..=max).contains(&seconds),
-            "Retry-After {seconds}: until the next fetch may be tried, at most {max}"
-        );
-        seconds
-    }
-}
-
-/// Runs curl with `args` (the URL last); the answer's status, headers and JSON body.
-fn curl(args: &[&str]) -> Answer {
-    let mut all = vec!["-s", "-i", "--max-time", "60"];
-    all.extend_from_slice(args);
-    let output = run_with_stdin("curl", &all, "", &[]);
-    let text = String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n");
-    let (headers, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-    let status = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer: {text}"));
-    Answer {
-        status,
-        headers: headers.to_lowercase(),
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
     }
 }
