@@ -90,6 +90,9 @@ fn directory_logins(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    // reqwest's rustls has no crypto provider of its own: this process's clients use aws-lc-rs, as
+    // the server's issuer fetches do.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = reqwest::Client::new();
     let paths = [
         ("warm/directory", &warm, "alice", "alice-pw"),
