@@ -14,6 +14,7 @@ pub mod munge;
 pub mod oidc;
 pub mod password;
 pub mod token;
+pub mod trust;
 
 use std::sync::Arc;
 

@@ -9,14 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::settings::DirectorySettings;
 use super::trace::{Step, Trace};
 use super::{DirectoryError, Failure};
+use crate::auth::trust;
 use crate::metrics::Metrics;
 use crate::names::DirectoryName;
 
@@ -395,25 +394,7 @@ fn describe(error: &LdapError) -> String {
 
 /// A TLS client configuration that trusts the CA certificates in `path` only.
 fn client_config(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    let shown = path.display();
-    let certificates = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("ca_file {shown}: {e}"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("ca_file {shown}: {e}"))?;
-    if certificates.is_empty() {
-        return Err(format!("ca_file {shown}: no PEM certificate in it"));
-    }
     let mut roots = rustls::RootCertStore::empty();
-    for certificate in certificates {
-        roots
-            .add(certificate)
-            .map_err(|e| format!("ca_file {shown}: {e}"))?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    trust::add_ca_file(&mut roots, path)?;
+    Ok(Arc::new(trust::client_config(roots)?))
 }

@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::settings::{IssuerSettings, KeySource};
+use crate::auth::trust;
 use crate::names::IssuerName;
 
 /// Largest discovery document or JWKS read: real ones are a few kilobytes.
@@ -180,26 +179,9 @@ impl KeyCache {
         let native = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(native.certs);
         if let Some(path) = &settings.ca_file {
-            let shown = path.display();
-            let certificates = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("ca_file {shown}: {e}"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("ca_file {shown}: {e}"))?;
-            if certificates.is_empty() {
-                return Err(format!("ca_file {shown}: no PEM certificate in it"));
-            }
-            for certificate in certificates {
-                roots
-                    .add(certificate)
-                    .map_err(|e| format!("ca_file {shown}: {e}"))?;
-            }
+            trust::add_ca_file(&mut roots, path)?;
         }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = trust::client_config(roots)?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .connect_timeout(settings.fetch_timeout)
