@@ -7,7 +7,6 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::AsDer;
@@ -20,7 +19,7 @@ use criterion::{criterion_group, Criterion};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::PrivateKeyInfo;
 use portcullis::auth::oidc::{self, Issuers, Trace};
-use portcullis::auth::{Method, Principal};
+use portcullis::auth::Principal;
 use portcullis::config::{OidcCondition, OidcRuleSettings, OidcSettings, RealmSettings, Settings};
 use portcullis::jwt::{Signer, TokenHeader};
 use portcullis::keys::RealmKeys;
@@ -133,15 +132,7 @@ impl Fixture {
                 &mut Trace::off(),
             ))
             .expect("the JWT verifies");
-        let principal = Principal {
-            user: None,
-            workload: Some(Arc::new(workload)),
-            method: Method::Oidc,
-            token_id: None,
-            limit: None,
-            platform: None,
-            directory: None,
-        };
+        let principal = Principal::workload(workload);
         let requested = scope::parse_all(SCOPES).expect("scopes parse");
         let granted = authorize(&self.policy, &principal, &requested).granted;
         let claims = push_claims(self.signer.jti().expect("jti"), &granted, unix_now());

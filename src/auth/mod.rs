@@ -270,6 +270,15 @@ impl Principal {
         }
     }
 
+    /// A workload proven by an external JWT.
+    pub fn workload(workload: Workload) -> Principal {
+        Principal {
+            workload: Some(Arc::new(workload)),
+            method: Method::Oidc,
+            ..Principal::anonymous()
+        }
+    }
+
     /// The `sub` claim: the user name, the workload's `oidc:…` name, or `""` when anonymous (as
     /// Docker Hub does).
     pub fn subject(&self) -> &str {
@@ -444,15 +453,7 @@ impl Authenticator {
             &mut oidc::Trace::off(),
         )
         .await?;
-        Ok(Principal {
-            user: None,
-            workload: Some(Arc::new(workload)),
-            method: Method::Oidc,
-            token_id: None,
-            limit: None,
-            platform: None,
-            directory: None,
-        })
+        Ok(Principal::workload(workload))
     }
 }
 

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::common::external::run_with_stdin;
+use crate::common::portcullis::Portcullis;
 
 /// An HTTP answer.
 pub struct Answer {
@@ -45,5 +46,19 @@ pub fn curl(args: &[&str]) -> Answer {
         status,
         headers: headers.to_lowercase(),
         body: serde_json::from_str(body).unwrap_or(Value::Null),
+    }
+}
+
+impl Portcullis {
+    /// A GET token request of the default realm with HTTP Basic `user:secret` and `query` after
+    /// the service.
+    pub fn basic_token(&self, user: &str, secret: &str, query: &str) -> Answer {
+        curl(&["-u", &format!("{user}:{secret}"), &self.token_url(query)])
+    }
+
+    /// A POST token request of the default realm with this form.
+    pub fn post_token(&self, form: &str) -> Answer {
+        let url = format!("{}/auth/realms/default/protocol/docker-v2/auth", self.url());
+        curl(&["-d", form, &url])
     }
 }

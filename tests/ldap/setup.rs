@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::common::curl::{curl, Answer};
+use crate::common::curl::Answer;
 use crate::common::database::Db;
 use crate::common::jwt::granted_scopes;
 use crate::common::portcullis::Portcullis;
@@ -85,20 +85,12 @@ impl Server {
     /// A GET token request of the default realm with `user:password` and `query` after the
     /// service.
     pub fn token(&self, user: &str, password: &str, query: &str) -> Answer {
-        curl(&[
-            "-u",
-            &format!("{user}:{password}"),
-            &self.portcullis.token_url(query),
-        ])
+        self.portcullis.basic_token(user, password, query)
     }
 
     /// A POST token request of the default realm with this form.
     pub fn post(&self, form: &str) -> Answer {
-        let url = format!(
-            "{}/auth/realms/default/protocol/docker-v2/auth",
-            self.portcullis.url()
-        );
-        curl(&["-d", form, &url])
+        self.portcullis.post_token(form)
     }
 
     /// The scopes granted to `user` for `scope`, or the status when refused.

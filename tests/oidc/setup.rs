@@ -2,7 +2,7 @@
 //! `[[realms.default.oidc]]` entries for the real provider and for a Kubernetes-shaped local
 //! issuer, a server started with them, and token requests over curl.
 
-use crate::common::curl::{curl, Answer};
+use crate::common::curl::Answer;
 use crate::common::database::Db;
 use crate::common::jwt::granted_scopes;
 use crate::common::oidc::{LocalIssuer, Provider};
@@ -128,20 +128,12 @@ impl Server {
 
     /// A GET token request with HTTP Basic `user:jwt` and `query` after the service.
     pub fn basic(&self, user: &str, jwt: &str, query: &str) -> Answer {
-        curl(&[
-            "-u",
-            &format!("{user}:{jwt}"),
-            &self.portcullis.token_url(query),
-        ])
+        self.portcullis.basic_token(user, jwt, query)
     }
 
     /// A POST token request with this form.
     pub fn post(&self, form: &str) -> Answer {
-        let url = format!(
-            "{}/auth/realms/default/protocol/docker-v2/auth",
-            self.portcullis.url()
-        );
-        curl(&["-d", form, &url])
+        self.portcullis.post_token(form)
     }
 
     /// The scopes granted for `scope` to the bearer of `jwt` (Basic user `oidc`), or the status.
