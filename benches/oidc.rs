@@ -22,7 +22,7 @@ use portcullis::auth::oidc::{self, Issuers, Trace};
 use portcullis::auth::Principal;
 use portcullis::config::{OidcCondition, OidcRuleSettings, OidcSettings, RealmSettings, Settings};
 use portcullis::jwt::{Signer, TokenHeader};
-use portcullis::keys::RealmKeys;
+use portcullis::keys::SigningKey;
 use portcullis::names::RealmName;
 use portcullis::policy::authorize::authorize;
 use portcullis::policy::Policy;
@@ -52,7 +52,7 @@ struct Fixture {
     realm: RealmName,
     jwt: String,
     policy: Policy,
-    keys: RealmKeys,
+    keys: SigningKey,
     signer: Signer,
     runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
@@ -99,7 +99,7 @@ impl Fixture {
         });
         let jwt = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_der(&pkcs1))
             .expect("JWT signs");
-        let keys = RealmKeys::load_or_create(dir.path(), &realm).expect("realm keys");
+        let keys = SigningKey::load_or_create(dir.path(), &realm).expect("realm keys");
         let signer = Signer::new(&keys, TokenHeader::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

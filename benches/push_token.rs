@@ -2,7 +2,7 @@
 //! sign its signing input, so the raw signature hashes as many bytes as the server's does.
 
 use portcullis::jwt::{Claims, ResourceActions, Signer, TokenHeader, DEFAULT_TOKEN_TTL_SECS};
-use portcullis::keys::RealmKeys;
+use portcullis::keys::SigningKey;
 use portcullis::scope::{self, Scope};
 
 /// The issuer of the default realm of a server on its default address.
@@ -30,7 +30,7 @@ pub fn push_claims(jti: String, scopes: &[Scope], now: u64) -> Claims<'_> {
 }
 
 /// What a push token's signature covers (`header.payload`), signed by `keys` at `now`.
-pub fn signing_input(keys: &RealmKeys, now: u64) -> String {
+pub fn signing_input(keys: &SigningKey, now: u64) -> String {
     let signer = Signer::new(keys, TokenHeader::default());
     let scopes = scope::parse_all(PUSH_SCOPES).expect("push scopes parse");
     let token = signer

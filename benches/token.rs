@@ -9,7 +9,7 @@ use aws_lc_rs::rand::SystemRandom;
 use criterion::{criterion_group, criterion_main, Criterion};
 use munged::Munged;
 use portcullis::jwt::{Signer, TokenHeader};
-use portcullis::keys::RealmKeys;
+use portcullis::keys::SigningKey;
 use portcullis::munge::{decode, DecodePolicy};
 use portcullis::names::RealmName;
 use portcullis::scope::{self, Scope};
@@ -30,7 +30,7 @@ const PLATFORM: &str = "bench";
 fn signing(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let realm = RealmName::parse("bench").expect("realm name");
-    let keys = RealmKeys::load_or_create(dir.path(), &realm).expect("realm keys");
+    let keys = SigningKey::load_or_create(dir.path(), &realm).expect("realm keys");
     let signer = Signer::new(&keys, TokenHeader::default());
     let rng = SystemRandom::new();
     let scopes = scope::parse_all(PUSH_SCOPES).expect("push scopes parse");

@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
-use portcullis::keys::RealmKeys;
+use portcullis::keys::SigningKey;
 use portcullis::names::RealmName;
 
 #[path = "../benches/push_token.rs"]
@@ -44,7 +44,7 @@ fn main() {
         });
     let dir = tempfile::tempdir().expect("temporary directory");
     let realm = RealmName::parse("bench").expect("realm name");
-    let keys = RealmKeys::load_or_create(dir.path(), &realm).expect("realm keys");
+    let keys = SigningKey::load_or_create(dir.path(), &realm).expect("realm keys");
     let input = push_token::signing_input(&keys, 0);
     let rng = SystemRandom::new();
     let sign = || {

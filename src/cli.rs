@@ -24,6 +24,8 @@ use crate::auth::oidc::{self, OidcError, Workload};
 use crate::auth::password::Hasher;
 use crate::config::{Settings, CONFIG_FILE_ENV};
 use crate::jwt::{TokenHeader, DEFAULT_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS};
+use crate::keys::schedule::KeyState;
+use crate::keys::{format_ms, now_ms};
 use crate::names::{DirectoryName, GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
 use crate::realm::{self, DEFAULT_REALM, MAX_TOKEN_TTL_SECS};
 use crate::startup::Application;
@@ -73,7 +75,7 @@ pub enum Command {
     /// List and revoke refresh and access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Show and export realm signing keys.
+    /// List, export, rotate, activate and revoke realm signing keys; give a realm a CA.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Print the registry's `auth.token` configuration for a realm.
@@ -452,15 +454,52 @@ pub enum TokenCommand {
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
-    /// List each realm's key id and files.
+    /// List each realm's keys: state (pending, active, published, retired, revoked), schedule and
+    /// certificate.
     List,
-    /// Print a realm's public keys for registries.
+    /// Print a realm's public keys for registries, as published now.
     Export {
         #[command(flatten)]
         realm: RealmArg,
         #[arg(long, value_enum)]
         format: KeyFormat,
     },
+    /// Make the realm's next key: published at once, signing after keys.publish_before_use_secs
+    /// (in a CA realm with x5c tokens: within seconds).
+    Rotate {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// The CA's private key, when it is not in <keys.dir>/<realm>/ca/key.pem.
+        #[arg(long, value_name = "FILE")]
+        ca_key: Option<PathBuf>,
+    },
+    /// Make a pending key sign now (within seconds, on every instance at the same moment).
+    Activate {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// The key id, as `keys list` shows it.
+        kid: String,
+    },
+    /// Stop a key at once: it never signs again and leaves the JWKS and bundle.
+    Revoke {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// The key id, as `keys list` shows it.
+        kid: String,
+        /// The CA's private key, when it is not in <keys.dir>/<realm>/ca/key.pem.
+        #[arg(long, value_name = "FILE")]
+        ca_key: Option<PathBuf>,
+    },
+    /// A realm's certificate authority.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Subcommand)]
+pub enum CaCommand {
+    /// Give a realm a certificate authority and its first CA-issued key; registries that trust the
+    /// CA accept every later key with no restart.
+    Init(RealmArg),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -1035,16 +1074,47 @@ fn date(at: Option<i64>) -> String {
 async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     let place = key_place(settings);
+    let keys = &settings.keys;
     match command {
         KeysCommand::List => {
-            println!("{:<20} {:<60} DIRECTORY", "REALM", "KID");
-            for realm in admin::keys::list(&store, &place).await? {
-                println!(
-                    "{:<20} {:<60} {}",
-                    realm.name,
-                    realm.keys.kid(),
-                    realm.keys.dir().display()
-                );
+            let now = now_ms();
+            println!(
+                "{:<16} {:>3} {:<59} {:<9} {:<31} {:<20} CERTIFICATE",
+                "REALM", "GEN", "KID", "STATE", "WHEN", "EXPIRES"
+            );
+            for (realm, ring) in admin::keys::list(&store, &place).await? {
+                for (key, state) in ring.states(now) {
+                    let when = match state {
+                        KeyState::Pending { activates_at_ms } => {
+                            format!("signs from {}", format_ms(activates_at_ms))
+                        }
+                        KeyState::Active => {
+                            format!(
+                                "since {}",
+                                format_ms(key.record.activate_at_ms.max(key.record.created_at_ms))
+                            )
+                        }
+                        KeyState::Superseded { retires_at_ms, .. } => {
+                            format!("until {}", format_ms(retires_at_ms))
+                        }
+                        KeyState::Retired { since_ms } => format!("since {}", format_ms(since_ms)),
+                        KeyState::Revoked { at_ms } => format!("at {}", format_ms(at_ms)),
+                    };
+                    println!(
+                        "{:<16} {:>3} {:<59} {:<9} {:<31} {:<20} {}",
+                        realm.name,
+                        key.record.generation,
+                        key.record.kid,
+                        state.name(),
+                        when,
+                        format_ms(key.certificate.not_after_ms()),
+                        if key.record.ca_issued {
+                            "issued by the realm CA"
+                        } else {
+                            "self-signed"
+                        },
+                    );
+                }
             }
         }
         KeysCommand::Export { realm, format } => match format {
@@ -1059,8 +1129,83 @@ async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Resu
                 println!("{}", serde_json::to_string_pretty(&jwks)?)
             }
         },
+        KeysCommand::Rotate { realm, ca_key } => {
+            let key =
+                admin::keys::rotate(&store, &place, keys, &realm.realm, ca_key.as_deref()).await?;
+            print_new_key(&realm.realm, &key);
+        }
+        KeysCommand::Activate { realm, kid } => {
+            let at = admin::keys::activate(&store, &place, &realm.realm, &kid).await?;
+            println!("key {kid} signs from {}", format_ms(at));
+        }
+        KeysCommand::Revoke { realm, kid, ca_key } => {
+            let revoked =
+                admin::keys::revoke(&store, &place, keys, &realm.realm, &kid, ca_key.as_deref())
+                    .await?;
+            println!(
+                "key {} is revoked: it signs nothing from now on",
+                revoked.kid
+            );
+            match (&revoked.replacement, &revoked.no_replacement) {
+                (Some(next), _) => println!("key {next} signs instead, from now"),
+                (None, Some(why)) => println!(
+                    "no key signs for realm {} until `keys rotate` succeeds: {why}",
+                    realm.realm
+                ),
+                (None, None) => {}
+            }
+            println!(
+                "Registries that read {} or {} still trust it until they are given the rewritten \
+                 file and restarted: do that now.",
+                revoked.bundle.display(),
+                revoked.jwks.display()
+            );
+            if let Some(until) = revoked.ca_issued_until_ms {
+                println!(
+                    "Its certificate was issued by the realm's CA, and registries read no revocation \
+                     list: every registry that trusts the CA accepts tokens signed with this key \
+                     until the certificate expires at {}. To end that sooner, the CA itself must \
+                     be replaced in every registry.",
+                    format_ms(until)
+                );
+            }
+        }
+        KeysCommand::Ca(CaCommand::Init(realm)) => {
+            let ca = admin::keys::ca_init(&store, &place, keys, &realm.realm).await?;
+            println!(
+                "realm {} has a certificate authority: {}",
+                realm.realm,
+                ca.certificate.display()
+            );
+            println!(
+                "Its private key is {}; keep it there for `keys rotate` and keys.rotate_every, or \
+                 move it offline and pass --ca-key FILE to `keys rotate`.",
+                ca.key.display()
+            );
+            print_new_key(&realm.realm, &ca.first_key);
+        }
     }
     Ok(())
+}
+
+/// What a new key asks of the operator.
+fn print_new_key(realm: &RealmName, key: &admin::keys::NewKey) {
+    println!(
+        "key {} of realm {realm} signs from {}",
+        key.kid,
+        format_ms(key.activates_at_ms)
+    );
+    if key.needs_publication {
+        println!(
+            "Before then, give every registry the rewritten {} (rootcertbundle) or {} (jwks) and \
+             restart it; or run `portcullis keys activate --realm {realm} {}` once they have it.",
+            key.bundle.display(),
+            key.jwks.display(),
+            key.kid
+        );
+    } else {
+        println!("Registries trust the realm's CA: nothing to do.");
+    }
 }
 
 async fn ldap_command(settings: &Settings, command: LdapCommand) -> anyhow::Result<()> {

@@ -13,6 +13,13 @@ use crate::auth::ldap::settings::DirectorySettings;
 use crate::auth::oidc::settings::IssuerSettings;
 use crate::names::RealmName;
 
+/// Longest publication before use a key may be given: 30 days.
+pub const MAX_PUBLISH_BEFORE_USE_SECS: u64 = 30 * 86_400;
+/// Shortest automatic rotation period (short ones are for tests; a day is usual).
+pub const MIN_ROTATE_EVERY: Period = Period::from_secs(10);
+/// Shortest validity of a CA-issued key certificate: a day of tokens, and a day to rotate in.
+pub const MIN_LEAF_LIFETIME: Period = Period::from_secs(2 * 86_400);
+
 /// Prefix of environment overrides; `__` separates section and key (`PORTCULLIS__SERVER__LISTEN`).
 pub const ENV_PREFIX: &str = "PORTCULLIS__";
 /// Environment variable naming the config file when `--config` is absent.
@@ -358,11 +365,106 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
 }
 
-/// `[keys]`: where realm signing keys and certificates live (`<dir>/<realm>/`).
+/// `[keys]`: where realm signing keys and certificates live (`<dir>/<realm>/`) and how they rotate.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeySettings {
     pub dir: PathBuf,
+    /// How long a key made by `keys rotate` is published before it signs, so registries that read
+    /// a bundle or JWKS file at start can be given it and restarted. Not applied in CA realms whose
+    /// tokens carry `x5c`: their registries trust the CA already.
+    pub publish_before_use_secs: u64,
+    /// Rotate the keys of CA realms this often, in the server (`24h`, `90m`, `7d`); unset: only
+    /// by `keys rotate`.
+    pub rotate_every: Option<Period>,
+    /// Validity of the certificates a realm's CA issues to its signing keys.
+    pub leaf_lifetime: Period,
+    /// Validity of a realm CA's own certificate.
+    pub ca_lifetime: Period,
+}
+
+/// A length of time written as whole numbers with units, largest first: `90s`, `30m`, `24h`,
+/// `7d`, `1h30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Period {
+    secs: u64,
+}
+
+impl Period {
+    pub const fn from_secs(secs: u64) -> Period {
+        Period { secs }
+    }
+
+    pub fn as_secs(self) -> u64 {
+        self.secs
+    }
+
+    /// In milliseconds, as key schedules count.
+    pub fn as_millis(self) -> i64 {
+        i64::try_from(self.secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+impl TryFrom<String> for Period {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Period, String> {
+        let bad = || format!("{text:?} is not a period like 90s, 30m, 24h, 7d or 1h30m");
+        let mut secs: u64 = 0;
+        let mut digits = String::new();
+        let mut last_unit = u64::MAX;
+        for c in text.trim().chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            let unit = match c {
+                'd' => 86_400,
+                'h' => 3_600,
+                'm' => 60,
+                's' => 1,
+                _ => return Err(bad()),
+            };
+            let count: u64 = digits.parse().map_err(|_| bad())?;
+            if unit >= last_unit {
+                return Err(bad());
+            }
+            last_unit = unit;
+            secs = count
+                .checked_mul(unit)
+                .and_then(|n| secs.checked_add(n))
+                .ok_or_else(bad)?;
+            digits.clear();
+        }
+        if !digits.is_empty() || last_unit == u64::MAX {
+            return Err(bad());
+        }
+        Ok(Period { secs })
+    }
+}
+
+impl From<Period> for String {
+    fn from(period: Period) -> String {
+        period.to_string()
+    }
+}
+
+impl std::fmt::Display for Period {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut left = self.secs;
+        let mut text = String::new();
+        for (unit, name) in [(86_400, 'd'), (3_600, 'h'), (60, 'm'), (1, 's')] {
+            if left >= unit {
+                text.push_str(&format!("{}{name}", left / unit));
+                left %= unit;
+            }
+        }
+        if text.is_empty() {
+            text.push_str("0s");
+        }
+        f.pad(&text)
+    }
 }
 
 /// `[passwords]`: argon2id parameters for new hashes and the size of the verification pool.
@@ -518,7 +620,13 @@ impl DatabaseSettings {
 
 impl Default for KeySettings {
     fn default() -> Self {
-        KeySettings { dir: "keys".into() }
+        KeySettings {
+            dir: "keys".into(),
+            publish_before_use_secs: 86_400,
+            rotate_every: None,
+            leaf_lifetime: Period::from_secs(30 * 86_400),
+            ca_lifetime: Period::from_secs(10 * 365 * 86_400),
+        }
     }
 }
 
@@ -664,6 +772,37 @@ impl Settings {
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return invalid("tls", "set both cert_file and key_file, or neither");
+        }
+        let k = &self.keys;
+        if k.publish_before_use_secs > MAX_PUBLISH_BEFORE_USE_SECS {
+            return invalid(
+                "keys.publish_before_use_secs",
+                &format!("must be at most {MAX_PUBLISH_BEFORE_USE_SECS} (30 days)"),
+            );
+        }
+        if k.leaf_lifetime < MIN_LEAF_LIFETIME || k.ca_lifetime <= k.leaf_lifetime {
+            return invalid(
+                "keys",
+                &format!(
+                    "leaf_lifetime must be at least {MIN_LEAF_LIFETIME} and shorter than ca_lifetime"
+                ),
+            );
+        }
+        if let Some(every) = k.rotate_every {
+            // A key signs for `every`, then its tokens live up to a day (plus leeway): its
+            // certificate must outlast both.
+            if every < MIN_ROTATE_EVERY
+                || every.as_secs() + 86_400 + 3_600 > k.leaf_lifetime.as_secs()
+            {
+                return invalid(
+                    "keys.rotate_every",
+                    &format!(
+                        "must be at least {MIN_ROTATE_EVERY} and at least 25h shorter than \
+                         keys.leaf_lifetime ({})",
+                        k.leaf_lifetime
+                    ),
+                );
+            }
         }
         for (realm, settings) in &self.realms {
             directory_settings(realm, &settings.ldap)?;

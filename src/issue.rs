@@ -11,12 +11,13 @@ use crate::auth::token::{self, CreateError, TokenSpec, SECS_PER_DAY};
 use crate::auth::{Authenticator, AuthnError, Binding, Credentials, Method, Principal, User};
 use crate::config::TokenSettings;
 use crate::jwt::{Claims, Jwt, ResourceActions, SignError, MIN_TOKEN_TTL_SECS};
+use crate::keys::ring::{KeyRing, NoSigningKey};
 use crate::metrics::Metrics;
 use crate::names::{DirectoryName, IssuerName, MAX_USERNAME_LEN};
 use crate::policy::authorize::{self, Authorization};
 use crate::policy::source::{Policies, PoliciesError};
 use crate::policy::RuleRef;
-use crate::realm::Realm;
+use crate::realm::{Realm, RealmError};
 use crate::scope::Scope;
 use crate::store::{unix_now, Store, StoreError, TokenKind};
 
@@ -58,6 +59,10 @@ pub enum IssueError {
     Mint(#[from] CreateError),
     #[error(transparent)]
     Policy(#[from] PoliciesError),
+    #[error(transparent)]
+    Keys(#[from] RealmError),
+    #[error(transparent)]
+    NoKey(#[from] NoSigningKey),
 }
 
 /// Issues tokens.
@@ -163,9 +168,33 @@ impl TokenService {
                 return Err(e.into());
             }
         };
+        let keys = match realm.keys_at(&self.store, counters.accounts).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                audit.refused(
+                    method_attempted,
+                    &attempted_user,
+                    "signing keys unavailable",
+                    RefusedBy::default(),
+                );
+                return Err(e.into());
+            }
+        };
         let Authorization { granted, rules } = authorize::authorize(&policy, &principal, &scopes);
         let ttl_secs = lifetime_secs(realm, &principal);
-        let (token, issued_at) = sign(realm, &service, &principal, &granted, ttl_secs)?;
+        let signed = sign(realm, &keys, &service, &principal, &granted, ttl_secs);
+        let (token, issued_at) = match signed {
+            Ok(signed) => signed,
+            Err(e) => {
+                audit.refused(
+                    method_attempted,
+                    &attempted_user,
+                    "no signing key",
+                    RefusedBy::default(),
+                );
+                return Err(e);
+            }
+        };
         let refresh_token = match (&principal.user, principal.method) {
             (Some(user), Method::Password) if offline => {
                 Some(self.mint_refresh_token(user, client_id.as_deref()).await?)
@@ -220,19 +249,21 @@ fn lifetime_secs(realm: &Realm, principal: &Principal) -> u64 {
     }
 }
 
-/// The signed token and the time it was issued at.
+/// The token signed by the key active now, and the time it was issued at.
 fn sign(
     realm: &Realm,
+    keys: &KeyRing,
     service: &str,
     principal: &Principal,
     granted: &[Scope],
     ttl_secs: u64,
-) -> Result<(Jwt, SystemTime), SignError> {
+) -> Result<(Jwt, SystemTime), IssueError> {
     let issued_at = SystemTime::now();
-    let iat = issued_at
+    let since_epoch = issued_at
         .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
+        .unwrap_or(Duration::ZERO);
+    let key = keys.active(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))?;
+    let iat = since_epoch.as_secs();
     let claims = Claims {
         iss: &realm.issuer,
         sub: principal.subject(),
@@ -240,10 +271,10 @@ fn sign(
         exp: iat + ttl_secs,
         nbf: iat,
         iat,
-        jti: realm.signer.jti()?,
+        jti: key.signer.jti()?,
         access: granted.iter().map(ResourceActions::from).collect(),
     };
-    Ok((realm.signer.sign(&realm.keys, &claims)?, issued_at))
+    Ok((key.signer.sign(&key.key, &claims)?, issued_at))
 }
 
 /// The fields every audit event of one request shares.

@@ -10,7 +10,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 
-use crate::keys::RealmKeys;
+use crate::keys::SigningKey;
 use crate::scope::Scope;
 
 /// Shortest token life: clients that see no `expires_in` assume 60 s, and the registry allows 60 s of
@@ -143,12 +143,12 @@ pub struct SignError;
 
 impl Signer {
     /// A signer for `keys` with the header fields a realm chose.
-    pub fn new(keys: &RealmKeys, header: TokenHeader) -> Signer {
+    pub fn new(keys: &SigningKey, header: TokenHeader) -> Signer {
         Signer::with_reference(keys, header.reference())
     }
 
     /// A signer with the chosen key-identifying header fields.
-    pub fn with_reference(keys: &RealmKeys, reference: KeyReference) -> Signer {
+    pub fn with_reference(keys: &SigningKey, reference: KeyReference) -> Signer {
         let mut header = Header::new(Algorithm::ES256);
         if reference != KeyReference::X5cOnly {
             header.kid = Some(keys.kid().to_owned());
@@ -171,7 +171,7 @@ impl Signer {
     }
 
     /// `header.claims.signature`, the signature in raw `r||s` form.
-    pub fn sign(&self, keys: &RealmKeys, claims: &Claims<'_>) -> Result<Jwt, SignError> {
+    pub fn sign(&self, keys: &SigningKey, claims: &Claims<'_>) -> Result<Jwt, SignError> {
         let payload = serde_json::to_vec(claims).map_err(|_| SignError)?;
         let mut jwt =
             String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 100);
@@ -198,7 +198,7 @@ mod tests {
     fn token_verifies_with_the_published_jwk_and_has_the_registry_shape() {
         let dir = tempfile::tempdir().unwrap();
         let keys =
-            RealmKeys::load_or_create(dir.path(), &RealmName::parse("default").unwrap()).unwrap();
+            SigningKey::load_or_create(dir.path(), &RealmName::parse("default").unwrap()).unwrap();
         let signer = Signer::new(&keys, TokenHeader::default());
         let scope = Scope::parse("repository:alice/app:pull,push").unwrap();
         let claims = Claims {
@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn header_variants_and_unique_jti() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = RealmKeys::load_or_create(dir.path(), &RealmName::parse("r").unwrap()).unwrap();
+        let keys = SigningKey::load_or_create(dir.path(), &RealmName::parse("r").unwrap()).unwrap();
         let header_of = |reference| {
             let signer = Signer::with_reference(&keys, reference);
             let json = URL_SAFE_NO_PAD.decode(&signer.encoded_header).unwrap();

@@ -1,13 +1,15 @@
-//! Realms at run time: the stored record joined with its loaded keys, its URLs and its signer. Realms
-//! are database records (shared by every instance); each is loaded on first use and kept in memory,
-//! so a changed setting (`realm set`) applies when the process restarts.
+//! Realms at run time: the stored record joined with its key ring and its URLs. Realms are database
+//! records (shared by every instance); each is loaded on first use and kept in memory, so a changed
+//! setting (`realm set`) applies when the process restarts. Its keys are reloaded whenever the
+//! change counter moves (a rotation, activation or revocation by any process), so every instance
+//! follows the same key schedule.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use crate::jwt::{Signer, TokenHeader, DEFAULT_TOKEN_TTL_SECS};
-use crate::keys::{KeyError, RealmKeys, CERT_FILE};
+use crate::jwt::{TokenHeader, DEFAULT_TOKEN_TTL_SECS};
+use crate::keys::ring::{KeyRing, RingError, RingSpec, BUNDLE_FILE, JWKS_FILE};
 use crate::names::RealmName;
 use crate::store::{RealmRecord, Store, StoreError};
 
@@ -27,7 +29,7 @@ pub enum RealmError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("realm {realm}: {error}")]
-    Keys { realm: RealmName, error: KeyError },
+    Keys { realm: RealmName, error: RingError },
 }
 
 /// Everything needed to answer a token request for one realm.
@@ -38,33 +40,90 @@ pub struct Realm {
     pub token_url: String,
     pub token_ttl_secs: u64,
     pub token_header: TokenHeader,
-    pub keys: RealmKeys,
-    pub signer: Signer,
+    /// The realm's key directory, `<keys.dir>/<realm>`.
+    pub keys_dir: PathBuf,
+    ring: RwLock<Arc<KeyRing>>,
 }
 
 impl Realm {
-    fn load(
+    async fn load(
+        store: &Store,
         record: RealmRecord,
         keys_dir: &std::path::Path,
         public_url: &str,
     ) -> Result<Realm, RealmError> {
-        let keys = RealmKeys::load_or_create(keys_dir, &record.name).map_err(|error| {
-            RealmError::Keys {
+        let counter = store.counters().await?.accounts;
+        let token_url = token_url(public_url, &record.name);
+        let keys_dir = keys_dir.join(record.name.as_str());
+        let spec = RingSpec {
+            realm: &record.name,
+            realm_dir: &keys_dir,
+            header: record.token_header,
+            token_ttl_secs: record.token_ttl_secs,
+        };
+        let ring = KeyRing::load(store, &spec, counter, None)
+            .await
+            .map_err(|error| RealmError::Keys {
                 realm: record.name.clone(),
                 error,
-            }
-        })?;
-        let token_url = token_url(public_url, &record.name);
+            })?;
         Ok(Realm {
             issuer: record.issuer.unwrap_or_else(|| token_url.clone()),
-            signer: Signer::new(&keys, record.token_header),
+            keys_dir,
             name: record.name,
             services: record.services,
             token_url,
             token_ttl_secs: record.token_ttl_secs,
             token_header: record.token_header,
-            keys,
+            ring: RwLock::new(Arc::new(ring)),
         })
+    }
+
+    fn ring_spec(&self) -> RingSpec<'_> {
+        RingSpec {
+            realm: &self.name,
+            realm_dir: &self.keys_dir,
+            header: self.token_header,
+            token_ttl_secs: self.token_ttl_secs,
+        }
+    }
+
+    fn keys_error(&self, error: RingError) -> RealmError {
+        RealmError::Keys {
+            realm: self.name.clone(),
+            error,
+        }
+    }
+
+    /// The keys as last read.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        Arc::clone(&self.ring.read().expect("key ring lock"))
+    }
+
+    /// The keys as stored under change counter `counter` (the accounts counter): the ring held,
+    /// or read again when the counter has moved since.
+    pub async fn keys_at(&self, store: &Store, counter: i64) -> Result<Arc<KeyRing>, RealmError> {
+        let held = self.keys();
+        if held.counter() == counter {
+            return Ok(held);
+        }
+        let ring = KeyRing::load(store, &self.ring_spec(), counter, Some(&held))
+            .await
+            .map_err(|error| self.keys_error(error))?;
+        for (key, reason) in ring.unloadable() {
+            tracing::error!(realm = %self.name, kid = %key.record.kid, error = %reason, "signing key cannot be loaded");
+        }
+        let ring = Arc::new(ring);
+        let mut slot = self.ring.write().expect("key ring lock");
+        if slot.counter() < ring.counter() {
+            *slot = Arc::clone(&ring);
+        }
+        Ok(ring)
+    }
+
+    /// The keys as stored now.
+    pub async fn current_keys(&self, store: &Store) -> Result<Arc<KeyRing>, RealmError> {
+        self.keys_at(store, store.counters().await?.accounts).await
     }
 
     /// True when tokens for `service` may be issued here.
@@ -72,40 +131,61 @@ impl Realm {
         self.services.iter().any(|s| s == service)
     }
 
-    /// The registry's `auth.token` block for this realm (first accepted service), with a comment
-    /// saying what each registry version needs to verify this realm's tokens.
+    /// The registry's `auth.token` block for this realm (first accepted service), with comments
+    /// saying what each registry version needs to verify this realm's tokens and what a rotation
+    /// asks of it.
     pub fn registry_config(&self) -> String {
-        let bundle = self.keys.dir().join(CERT_FILE);
-        let bundle = std::path::absolute(&bundle).unwrap_or(bundle);
-        let verification = match self.token_header {
-            TokenHeader::X5c => [
-                "tokens carry x5c: registry 2.8 and 3.x verify them through rootcertbundle, 3.x never"
+        let absolute = |file: &str| {
+            let path = self.keys_dir.join(file);
+            std::path::absolute(&path)
+                .unwrap_or(path)
+                .display()
+                .to_string()
+        };
+        let has_ca = self.keys().ca().is_some();
+        let mut lines = vec![
+            "auth:".to_owned(),
+            "  token:".to_owned(),
+            format!("    realm: {}", self.token_url),
+            format!(
+                "    service: {}",
+                self.services.first().map_or("", String::as_str)
+            ),
+            format!("    issuer: {}", self.issuer),
+            format!("    rootcertbundle: {}", absolute(BUNDLE_FILE)),
+        ];
+        let notes: Vec<String> = match (self.token_header, has_ca) {
+            (TokenHeader::X5c, true) => vec![
+                "tokens carry x5c issued by the realm's CA: registry 2.8 and 3.x verify them"
+                    .to_owned(),
+                "through rootcertbundle (the CA certificate is first in it); keys rotate with no"
+                    .to_owned(),
+                "registry restart.".to_owned(),
+            ],
+            (TokenHeader::X5c, false) => vec![
+                "tokens carry x5c (self-signed): registry 2.8 and 3.x verify them through"
+                    .to_owned(),
+                "rootcertbundle; after 'portcullis keys rotate' restart registries before the"
                     .to_owned(),
                 format!(
-                    "through jwks (for a jwks-only 3.x: portcullis realm set {} --token-header kid)",
+                    "new key activates, or run 'portcullis keys ca init --realm {}' once.",
                     self.name
                 ),
             ],
-            TokenHeader::Kid => [
+            (TokenHeader::Kid, _) => vec![
                 "tokens carry kid only: registry 2.8 matches it against rootcertbundle; 3.x needs"
                     .to_owned(),
                 format!(
-                    "jwks: <file written by 'portcullis keys export --realm {} --format jwks'>",
-                    self.name
+                    "jwks: {} (instead of or beside rootcertbundle);",
+                    absolute(JWKS_FILE)
                 ),
+                "after 'portcullis keys rotate' restart registries before the new key activates."
+                    .to_owned(),
             ],
         };
-        let verification: String = verification
-            .iter()
-            .map(|line| format!("    # {line}\n"))
-            .collect();
-        format!(
-            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n{verification}",
-            self.token_url,
-            self.services.first().map_or("", String::as_str),
-            self.issuer,
-            bundle.display(),
-        )
+        lines.extend(notes.into_iter().map(|line| format!("    # {line}")));
+        lines.push(String::new());
+        lines.join("\n")
     }
 }
 
@@ -159,7 +239,7 @@ impl Realms {
     pub async fn load_all(&self) -> Result<Vec<Arc<Realm>>, RealmError> {
         let mut realms = Vec::new();
         for record in self.store.list_realms().await? {
-            realms.push(self.insert(record)?);
+            realms.push(self.insert(record).await?);
         }
         Ok(realms)
     }
@@ -170,13 +250,14 @@ impl Realms {
             return Ok(Some(realm.clone()));
         }
         match self.store.find_realm(name).await? {
-            Some(record) => self.insert(record).map(Some),
+            Some(record) => self.insert(record).await.map(Some),
             None => Ok(None),
         }
     }
 
-    fn insert(&self, record: RealmRecord) -> Result<Arc<Realm>, RealmError> {
-        let realm = Arc::new(Realm::load(record, &self.keys_dir, &self.public_url)?);
+    async fn insert(&self, record: RealmRecord) -> Result<Arc<Realm>, RealmError> {
+        let realm =
+            Arc::new(Realm::load(&self.store, record, &self.keys_dir, &self.public_url).await?);
         let mut loaded = self.loaded.write().expect("realm cache lock");
         Ok(loaded.entry(realm.name.clone()).or_insert(realm).clone())
     }

@@ -1,6 +1,7 @@
 //! Builds the running server from settings. `main` and the tests both go through
 //! [`Application::build`], so tests exercise the real wiring on a real socket (port 0 in tests).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::net::TcpListener;
@@ -15,22 +16,28 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::time::{Duration, Instant};
 use tracing_actix_web::TracingLogger;
 
+use crate::admin::realms::KeyPlace;
+use crate::admin::{self, AdminError};
 use crate::auth::ldap::{Directories, LoadError};
 use crate::auth::munge::{DoorError, MungeDoors};
 use crate::auth::oidc::{self, Issuers};
 use crate::auth::password::{Hasher, PasswordError, Verifier};
 use crate::auth::{Authenticator, Federation};
-use crate::config::Settings;
+use crate::config::{KeySettings, Settings};
 use crate::http::body::UnreadBody;
 use crate::http::{self, AppState};
 use crate::issue::TokenService;
+use crate::keys::{format_ms, now_ms};
 use crate::metrics::Metrics;
+use crate::names::RealmName;
 use crate::policy::source::{Policies, PoliciesError};
 use crate::realm::{self, Realm, RealmError, Realms};
 use crate::store::{Store, StoreError};
 use crate::telemetry::RequestSpan;
 use tokio::signal::unix::{signal, SignalKind};
 
+/// How often the server checks its keys for upkeep (files to rewrite, a rotation due).
+const KEY_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// The `route` label of requests that matched no route.
 const UNMATCHED_ROUTE: &str = "unmatched";
 /// File descriptors not given to client connections when `server.max_connections` is 0 (besides
@@ -51,6 +58,13 @@ pub enum StartError {
     Bind { addr: String, error: std::io::Error },
     #[error("tls: {0}")]
     Tls(String),
+    /// A key that signs now or later cannot be loaded.
+    #[error("realm {realm}: signing key {kid}: {reason}")]
+    Key {
+        realm: RealmName,
+        kid: String,
+        reason: String,
+    },
     #[error(transparent)]
     Policy(#[from] PoliciesError),
     #[error(transparent)]
@@ -93,6 +107,28 @@ impl Application {
             settings.public_url(),
         );
         let loaded = realms.load_all().await?;
+        for realm in &loaded {
+            if let Some((key, error)) = realm.keys().unloadable().first() {
+                return Err(StartError::Key {
+                    realm: realm.name.clone(),
+                    kid: key.record.kid.clone(),
+                    reason: error.to_string(),
+                });
+            }
+            // Registries may be pointed at these files before the first request: write them now.
+            if let Err(error) = realm.keys().write_files(&realm.keys_dir, now_ms()) {
+                tracing::warn!(realm = %realm.name, error = %error, "cannot write the realm's bundle.pem and jwks.json");
+            }
+        }
+        keep_keys(
+            store.clone(),
+            KeyPlace {
+                keys_dir: settings.keys.dir.clone(),
+                public_url: settings.public_url(),
+            },
+            settings.keys.clone(),
+            loaded.iter().map(|realm| realm.name.clone()).collect(),
+        );
         let policies = Arc::new(Policies::new(store.clone(), settings.policy_files()));
         policies.check_files()?;
         reload_policies_on_sighup(policies.clone());
@@ -234,6 +270,65 @@ fn open_file_limit() -> Option<usize> {
 }
 
 /// SIGHUP makes every realm re-read its policy file on its next request.
+/// The server's key upkeep, in the background: each realm's `bundle.pem` and `jwks.json` are
+/// rewritten when what is published changes (a key made, activated, revoked or retired by any
+/// process), and CA realms rotate by themselves when `keys.rotate_every` is set. Every instance
+/// does this; they write the same files, and a rotation that two make at once is made once.
+fn keep_keys(store: Store, place: KeyPlace, settings: KeySettings, realms: Vec<RealmName>) {
+    let interval = settings.rotate_every.map_or(KEY_UPKEEP_INTERVAL, |every| {
+        Duration::from_secs(every.as_secs() / 4).clamp(Duration::from_secs(1), KEY_UPKEEP_INTERVAL)
+    });
+    tokio::spawn(async move {
+        let mut published: HashMap<RealmName, String> = HashMap::new();
+        let mut failing: HashMap<RealmName, String> = HashMap::new();
+        loop {
+            for realm in &realms {
+                let outcome =
+                    keep_realm_keys(&store, &place, &settings, realm, &mut published).await;
+                match outcome {
+                    Ok(()) => {
+                        failing.remove(realm);
+                    }
+                    Err(error) => {
+                        // Once per distinct failure, not every round.
+                        let text = error.to_string();
+                        if failing.get(realm) != Some(&text) {
+                            tracing::warn!(realm = %realm, error = %text, "signing key upkeep failed");
+                            failing.insert(realm.clone(), text);
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+}
+
+/// One round of [`keep_keys`] for one realm.
+async fn keep_realm_keys(
+    store: &Store,
+    place: &KeyPlace,
+    settings: &KeySettings,
+    realm: &RealmName,
+    published: &mut HashMap<RealmName, String>,
+) -> Result<(), AdminError> {
+    if let Some(key) = admin::keys::rotate_if_due(store, place, settings, realm).await? {
+        tracing::info!(
+            target: "audit",
+            event = "signing_key_rotated",
+            realm = %realm,
+            kid = %key.kid,
+            signs_from = %format_ms(key.activates_at_ms),
+        );
+    }
+    let bundle = admin::keys::pem_bundle(store, place, realm).await?;
+    if published.get(realm) != Some(&bundle) {
+        admin::keys::republish(store, place, realm).await?;
+        published.insert(realm.clone(), bundle);
+    }
+    Ok(())
+}
+
 fn reload_policies_on_sighup(policies: Arc<Policies>) {
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; policy files still reload when they change");

@@ -49,7 +49,7 @@ fn zero_config_serve_prints_the_registry_snippet_and_answers() {
     assert!(snippet.contains("service: registry"), "{snippet}");
     let token_url = format!("http://127.0.0.1:{port}/auth/realms/default/protocol/docker-v2/auth");
     assert!(snippet.contains(&format!("issuer: {public}")), "{snippet}");
-    let bundle = dir.path().join("keys/default/cert.pem");
+    let bundle = dir.path().join("keys/default/bundle.pem");
     let bundle = bundle.canonicalize().unwrap();
     assert!(
         snippet.contains(&format!("rootcertbundle: {}", bundle.display())),
@@ -271,7 +271,7 @@ fn realms_keys_and_registry_config() {
     let team_kid = keys
         .lines()
         .find(|l| l.starts_with("team"))
-        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|l| l.split_whitespace().nth(2))
         .unwrap()
         .to_owned();
     let jwks: Value = serde_json::from_str(&server.cli_ok(
@@ -343,12 +343,13 @@ fn realm_token_header_is_chosen_listed_changed_and_explained() {
         "",
     );
     assert!(added.contains("tokens carry kid only"), "{added}");
+    let jwks_file = server.dir.path().join("keys/kids/jwks.json");
     assert!(
-        added.contains(
-            "jwks: <file written by 'portcullis keys export --realm kids --format jwks'>"
-        ),
+        added.contains(&format!("jwks: {}", jwks_file.display())),
         "{added}"
     );
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&jwks_file).unwrap()).unwrap();
     let url = format!(
         "{}/auth/realms/kids/protocol/docker-v2/auth?service=s",
         server.url()
@@ -360,6 +361,10 @@ fn realm_token_header_is_chosen_listed_changed_and_explained() {
     assert!(
         header["kid"].is_string() && header.get("x5c").is_none(),
         "{header}"
+    );
+    assert_eq!(
+        written["keys"][0]["kid"], header["kid"],
+        "the JWKS file names the token's key"
     );
 
     for bad in [
@@ -684,7 +689,7 @@ fn lists_and_explanations_are_laid_out() {
         "default ",
         "300",
     );
-    column(&op.ok(&["keys", "list"], ""), "DIRECTORY", "default ", "/");
+    column(&op.ok(&["keys", "list"], ""), "STATE", "default ", "active");
     let explained = op.ok(
         &[
             "policy",

@@ -14,7 +14,7 @@ use common::external::{
 use common::jwt;
 use common::portcullis::{http_status, Portcullis};
 use portcullis::jwt::{Claims, KeyReference, ResourceActions, Signer};
-use portcullis::keys::RealmKeys;
+use portcullis::keys::SigningKey;
 use portcullis::names::RealmName;
 use portcullis::scope::Scope;
 use serde_json::Value;
@@ -329,15 +329,19 @@ fn registry_verifies_through_kid_alone_and_x5c_alone() {
     succeeded(&s.push("alice:alice-pw", "alice/app").0, &s);
     let config = s.portcullis.registry_config();
     let realm = RealmName::parse("default").unwrap();
-    let keys = RealmKeys::load_or_create(&s.portcullis.dir.path().join("keys"), &realm).unwrap();
+    let keys = SigningKey::load_or_create(
+        &s.portcullis.dir.path().join("keys").join(realm.as_str()),
+        &realm,
+    )
+    .unwrap();
     let stranger_dir = tempfile::tempdir().unwrap();
-    let stranger = RealmKeys::load_or_create(stranger_dir.path(), &realm).unwrap();
+    let stranger = SigningKey::load_or_create(stranger_dir.path(), &realm).unwrap();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
     let scope = Scope::parse("repository:alice/app:pull").unwrap();
-    let token = |keys: &RealmKeys, reference| {
+    let token = |keys: &SigningKey, reference| {
         let signer = Signer::with_reference(keys, reference);
         let claims = Claims {
             iss: &config.issuer,

@@ -117,6 +117,39 @@ pub enum AdminError {
     /// `lockout clear` for a subject without failures; the text names the subject.
     #[error("no failures are recorded for {0}: nothing to clear")]
     NothingToClear(lockouts::LockoutTarget),
+    /// A key change while another key waits to sign: one pending key at a time.
+    #[error(
+        "key {kid} of realm {realm} is pending (it signs from {activates_at}): run `keys activate` or `keys revoke` on it first"
+    )]
+    KeyPending {
+        realm: RealmName,
+        kid: String,
+        activates_at: String,
+    },
+    /// A key that signs now or later cannot be loaded from its files.
+    #[error("signing key {kid}: {error}")]
+    KeyUnloadable {
+        kid: String,
+        error: std::sync::Arc<crate::keys::ring::RingError>,
+    },
+    #[error("realm {realm} has no signing key {kid}")]
+    NoSuchKey { realm: RealmName, kid: String },
+    /// `keys activate` for a key that is not pending.
+    #[error("key {kid} is {state}, not pending: only a pending key can be activated")]
+    KeyNotPending { kid: String, state: &'static str },
+    /// `keys revoke` for a key already revoked or retired.
+    #[error("key {kid} is {state}: it signs nothing and is published nowhere already")]
+    KeyGone { kid: String, state: &'static str },
+    #[error("realm {0} has a certificate authority already; its keys rotate with `keys rotate`")]
+    CaExists(RealmName),
+    /// A CA realm's key change needs the CA's private key, and it is not where it was looked for.
+    #[error(
+        "the private key of realm {realm}'s certificate authority is not at {path}: pass --ca-key FILE"
+    )]
+    CaKeyMissing { realm: RealmName, path: String },
+    /// Two processes changed a realm's keys at the same moment; this one stood back.
+    #[error("another change of realm {0}'s keys happened at the same moment; run `keys list` and try again")]
+    KeyRace(RealmName),
     /// A passwd file's line could not be mapped for a reason other than an unknown user.
     #[error("line {line}: {error}")]
     PasswdLine { line: usize, error: StoreError },

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::AdminError;
 use crate::jwt::{TokenHeader, MIN_TOKEN_TTL_SECS};
-use crate::keys::RealmKeys;
+use crate::keys::SigningKey;
 use crate::names::{Issuer, RealmName, ServiceName};
 use crate::realm::{self, Realm, Realms, MAX_TOKEN_TTL_SECS};
 use crate::store::{RealmRecord, Store};
@@ -46,7 +46,7 @@ pub async fn add(
     if !(MIN_TOKEN_TTL_SECS..=MAX_TOKEN_TTL_SECS).contains(&realm.token_ttl_secs) {
         return Err(AdminError::TokenTtl(realm.token_ttl_secs));
     }
-    RealmKeys::load_or_create(&place.keys_dir, &realm.name)?;
+    SigningKey::load_or_create(&place.keys_dir.join(realm.name.as_str()), &realm.name)?;
     store
         .create_realm(&RealmRecord {
             name: realm.name.clone(),
@@ -60,6 +60,7 @@ pub async fn add(
             token_header: realm.token_header,
         })
         .await?;
+    super::keys::republish(store, place, &realm.name).await?;
     load(store, place, &realm.name).await
 }
 
@@ -144,7 +145,7 @@ mod tests {
         assert!(!place.keys_dir.exists(), "no keys for a refused realm");
 
         let added = add(&store, &place, new(MIN_TOKEN_TTL_SECS)).await.unwrap();
-        assert!(added.keys.dir().starts_with(&place.keys_dir));
+        assert!(added.keys_dir.starts_with(&place.keys_dir));
         let listed = list(&store, &place.public_url).await.unwrap();
         let team = listed.iter().find(|r| r.record.name == added.name).unwrap();
         assert_eq!(team.issuer, added.token_url);

@@ -186,6 +186,8 @@ impl ApiError {
             IssueError::Store(e) => unavailable(&e),
             IssueError::Mint(e) => unavailable(&e),
             IssueError::Policy(e) => unavailable(&e),
+            IssueError::Keys(e) => unavailable(&e),
+            IssueError::NoKey(e) => unavailable(&e),
         }
     }
 }

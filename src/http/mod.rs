@@ -18,6 +18,7 @@ use self::error::ApiError;
 use crate::auth::munge::MUNGE_HEADER;
 use crate::auth::password::Verifier;
 use crate::issue::{self, Issued, TokenRequest, TokenService};
+use crate::keys::now_ms;
 use crate::metrics::Metrics;
 use crate::names::RealmName;
 use crate::realm::{Realm, Realms};
@@ -178,7 +179,8 @@ async fn jwks(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let realm = find_realm(&state, &realm).await?;
-    Ok(HttpResponse::Ok().json(realm.keys.jwks()))
+    let keys = realm.current_keys(&state.store).await?;
+    Ok(HttpResponse::Ok().json(keys.jwks(now_ms())))
 }
 
 async fn cert_bundle(
@@ -186,9 +188,10 @@ async fn cert_bundle(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let realm = find_realm(&state, &realm).await?;
+    let keys = realm.current_keys(&state.store).await?;
     Ok(HttpResponse::Ok()
         .content_type(PEM_CONTENT_TYPE)
-        .body(realm.keys.cert_pem().to_owned()))
+        .body(keys.pem_bundle(now_ms())))
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -1,6 +1,6 @@
 //! The only module that speaks SQL: every aggregate the server and the operator commands keep in
-//! the database, one file each (`realms`, `users`, `tokens`, `groups`, `grants`, `munge`,
-//! `lockout`), on SQLite (embedded, WAL) or PostgreSQL through sqlx's `Any` driver.
+//! the database, one file each (`realms`, `keys`, `users`, `tokens`, `groups`, `grants`,
+//! `munge`, `lockout`), on SQLite (embedded, WAL) or PostgreSQL through sqlx's `Any` driver.
 //! Queries use `$N` placeholders, which both engines accept, and live with their aggregate; what
 //! only one engine needs is in `sqlite/` (the file, its migration lock, the synchronous connections
 //! of the request path) or `postgres/` (the LISTEN/NOTIFY feed, the batched statements). Each
@@ -13,6 +13,7 @@ pub mod changes;
 mod gather;
 mod grants;
 mod groups;
+mod keys;
 mod lockout;
 mod munge;
 mod postgres;
@@ -29,6 +30,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use self::grants::GrantRecord;
+pub use self::keys::SigningKeyRecord;
 pub use self::lockout::FailureRecord;
 pub use self::munge::ReplayRecord;
 use self::postgres::Postgres;

@@ -59,7 +59,22 @@ pub async fn spawn_app_with(engine: Db, adjust: impl FnOnce(&mut Settings)) -> T
     spawn_app_at(dir, url, adjust).await
 }
 
-/// A server over an existing database (a second instance sharing it), keys and files in `dir`.
+/// A second instance beside `first`: the same database and key directory (as instances of one
+/// deployment share them), its other files in a directory of its own.
+pub async fn spawn_app_beside(first: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let keys_dir = first.settings.keys.dir.clone();
+    spawn_app_at(
+        tempfile::tempdir().unwrap(),
+        first.settings.database.url.clone(),
+        move |settings| {
+            settings.keys.dir = keys_dir;
+            adjust(settings);
+        },
+    )
+    .await
+}
+
+/// A server over the database at `database_url`, its keys and files in `dir`.
 pub async fn spawn_app_at(
     dir: tempfile::TempDir,
     database_url: String,

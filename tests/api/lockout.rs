@@ -14,7 +14,7 @@ use portcullis::store::changes::FRESHNESS;
 use portcullis::store::Role;
 use secrecy::SecretString;
 
-use crate::api::helpers::{realm_name, spawn_app_at, spawn_app_with, Db, TestApp};
+use crate::api::helpers::{realm_name, spawn_app_beside, spawn_app_with, Db, TestApp};
 
 /// Concurrent attempts in a burst.
 const BURST: usize = 60;
@@ -208,12 +208,7 @@ async fn a_clients_retries_count_once_postgres() {
 /// more wrong on A: the success in between cleared the failures, so the account is not locked.
 async fn a_success_on_one_instance_clears_failures_counted_on_another(engine: Db) {
     let a = spawn_app_with(engine, |_| {}).await;
-    let b = spawn_app_at(
-        tempfile::tempdir().unwrap(),
-        a.settings.database.url.clone(),
-        |_| {},
-    )
-    .await;
+    let b = spawn_app_beside(&a, |_| {}).await;
     a.add_user("default", "alice", "right", Role::User).await;
     assert_eq!(
         status(&b, "alice", "right").await,

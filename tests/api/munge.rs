@@ -14,7 +14,7 @@ use portcullis::names::Username;
 use portcullis::store::{unix_now, Role};
 use serde_json::{json, Value};
 
-use crate::api::helpers::{claims, realm_name, spawn_app_at, spawn_app_with, Db, TestApp};
+use crate::api::helpers::{claims, realm_name, spawn_app_beside, spawn_app_with, Db, TestApp};
 use crate::common::munged::Munged;
 use crate::on_both_engines;
 
@@ -326,12 +326,7 @@ async fn binding_and_restriction(app: TestApp, munged: &Munged) {
 async fn a_replay_against_a_second_instance_is_refused() {
     let munged = Munged::start(&[]);
     let first = app(Db::Postgres, &munged).await;
-    let second = spawn_app_at(
-        tempfile::tempdir().unwrap(),
-        first.settings.database.url.clone(),
-        munge_realm(&munged),
-    )
-    .await;
+    let second = spawn_app_beside(&first, munge_realm(&munged)).await;
     let credential = make(&munged, &[], b"");
     assert_eq!(with_header(&first, &credential).await.0, 200);
     assert_eq!(
