@@ -87,6 +87,29 @@ impl Portcullis {
             "PORTCULLIS_CONFIG".into(),
             config_file.display().to_string(),
         ));
+        Portcullis::spawn(dir, port, env, setup)
+    }
+
+    /// A second server beside this one, as instances of one deployment run: the same database,
+    /// key directory and configuration; its own port and directory for its logs.
+    pub fn start_beside(&self) -> Portcullis {
+        let dir = tempfile::Builder::new()
+            .prefix("portcullis-server-")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let mut env = self.env.clone();
+        for (key, value) in &mut env {
+            if key == LISTEN_ENV {
+                *value = format!("127.0.0.1:{port}");
+            }
+        }
+        Portcullis::spawn(dir, port, env, "")
+    }
+
+    /// Runs `portcullis serve` in `dir` with `env` after the shell commands `setup`, and waits
+    /// until it answers.
+    fn spawn(dir: TempDir, port: u16, env: Vec<(String, String)>, setup: &str) -> Portcullis {
         let mut command = Command::new("sh");
         command
             .args(["-c", &format!("{setup}\nexec \"$0\" serve"), BIN])
@@ -246,6 +269,8 @@ impl Drop for Portcullis {
     }
 }
 
+/// The environment variable of the listen address.
+const LISTEN_ENV: &str = "PORTCULLIS__SERVER__LISTEN";
 /// The environment variable of the database URL.
 const DATABASE_URL_ENV: &str = "PORTCULLIS__DATABASE__URL";
 
@@ -253,10 +278,7 @@ const DATABASE_URL_ENV: &str = "PORTCULLIS__DATABASE__URL";
 /// kept small so debug builds stay quick.
 pub fn env(dir: &Path, port: u16) -> Vec<(String, String)> {
     vec![
-        (
-            "PORTCULLIS__SERVER__LISTEN".into(),
-            format!("127.0.0.1:{port}"),
-        ),
+        (LISTEN_ENV.into(), format!("127.0.0.1:{port}")),
         (
             DATABASE_URL_ENV.into(),
             format!("sqlite://{}", dir.join(SQLITE_FILE).display()),
