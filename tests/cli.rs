@@ -86,12 +86,16 @@ fn zero_config_serve_prints_the_registry_snippet_and_answers() {
 #[test]
 fn invalid_configuration_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str); 4] = [
+    let cases: [(&str, &str, &str); 8] = [
         (
             "[server]\nlisten = \"not an address\"\n",
             "server.listen",
             "",
         ),
+        ("[keys]\nrotate_every = \"5s\"\n", "keys.rotate_every", ""),
+        ("[keys]\nrotate_every = \"29d\"\n", "keys.rotate_every", ""),
+        ("[keys]\nrotate_every = \"1d1d\"\n", "not a period", ""),
+        ("[keys]\nleaf_lifetime = \"1d\"\n", "leaf_lifetime", ""),
         ("[server]\nlisen = \"127.0.0.1:1\"\n", "lisen", ""),
         ("[passwords\n", "config.toml", ""),
         ("", "log.level", "PORTCULLIS__LOG__LEVEL"),
@@ -716,6 +720,87 @@ fn lists_and_explanations_are_laid_out() {
     assert_eq!(lines[3], "repository:alice/y:pull: nothing granted");
     assert_eq!(lines[4], "  pull: not granted: no rule allows it");
     assert!(explained.ends_with('\n'), "{explained:?}");
+}
+
+/// Key commands refuse what would break a realm's key schedule, saying why in words, and change
+/// nothing when they do.
+#[test]
+fn key_commands_refuse_in_words() {
+    let op = Operator::new();
+    let kids_in = |state: &str| -> Vec<String> {
+        op.ok(&["keys", "list"], "")
+            .lines()
+            .skip(1)
+            .map(|line| {
+                line.split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|cells| cells[3] == state)
+            .map(|cells| cells[2].clone())
+            .collect()
+    };
+    let active = kids_in("active").pop().unwrap();
+    let why = op.refused(&["keys", "activate", &active], "");
+    assert!(why.contains("is active, not pending"), "{why}");
+    let why = op.refused(&["keys", "revoke", "NOPE"], "");
+    assert!(
+        why.contains("realm default has no signing key NOPE"),
+        "{why}"
+    );
+    let why = op.refused(&["keys", "rotate", "--realm", "nope"], "");
+    assert!(why.contains("realm nope"), "{why}");
+
+    op.ok(&["keys", "rotate"], "");
+    let pending = kids_in("pending").pop().unwrap();
+    for args in [&["keys", "rotate"][..], &["keys", "ca", "init"][..]] {
+        let why = op.refused(args, "");
+        assert!(
+            why.contains(&format!("key {pending} of realm default is pending")),
+            "{why}"
+        );
+    }
+    op.ok(&["keys", "revoke", &pending], "");
+    let why = op.refused(&["keys", "revoke", &pending], "");
+    assert!(why.contains("is revoked"), "{why}");
+    assert_eq!(
+        kids_in("active"),
+        [active.clone()],
+        "revoking a pending key leaves the active one"
+    );
+
+    op.ok(&["keys", "ca", "init"], "");
+    let why = op.refused(&["keys", "ca", "init"], "");
+    assert!(why.contains("has a certificate authority already"), "{why}");
+    let ca_key = op.dir.path().join("keys/default/ca/key.pem");
+    let mode = std::fs::metadata(&ca_key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let activated = op.ok(
+        &["keys", "activate", &kids_in("pending").pop().unwrap()],
+        "",
+    );
+    assert!(activated.contains("signs from"), "{activated}");
+    // Activation takes effect when every instance has heard of it, a few seconds on.
+    std::thread::sleep(std::time::Duration::from_millis(3_500));
+    assert!(kids_in("pending").is_empty());
+    // The CA key moved offline: rotation asks for it, and refuses a key that is not the CA's.
+    let offline = op.dir.path().join("offline-ca.pem");
+    std::fs::rename(&ca_key, &offline).unwrap();
+    let why = op.refused(&["keys", "rotate"], "");
+    assert!(why.contains("pass --ca-key FILE"), "{why}");
+    let other = op.dir.path().join("keys/default/key.pem");
+    let why = op.refused(&["keys", "rotate", "--ca-key", other.to_str().unwrap()], "");
+    assert!(
+        why.contains("not the key of realm default's certificate authority"),
+        "{why}"
+    );
+    assert!(kids_in("pending").is_empty(), "nothing made");
+    let rotated = op.ok(
+        &["keys", "rotate", "--ca-key", offline.to_str().unwrap()],
+        "",
+    );
+    assert!(rotated.contains("nothing to do"), "{rotated}");
+    assert_eq!(kids_in("pending").len(), 1);
 }
 
 /// A broken `key.pem` is explained in words, naming the file.
