@@ -973,6 +973,37 @@ fn issuer_settings(
 #[allow(clippy::result_large_err)] // figment::Jail's closures return its large error type
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_read_largest_unit_first_and_print_back() {
+        assert_eq!(
+            Period::try_from("90s".to_owned()).unwrap().to_string(),
+            "1m30s"
+        );
+        for (text, secs) in [
+            ("45s", 45),
+            ("30m", 1800),
+            ("24h", 86_400),
+            ("7d", 604_800),
+            ("1h30m", 5400),
+        ] {
+            let period = Period::try_from(text.to_owned()).unwrap();
+            assert_eq!(period.as_secs(), secs, "{text}");
+            assert_eq!(period.to_string(), text);
+        }
+        for bad in [
+            "",
+            "10",
+            "h",
+            "1x",
+            "30m1h",
+            "1d1d",
+            "-1s",
+            "99999999999999999999d",
+        ] {
+            assert!(Period::try_from(bad.to_owned()).is_err(), "{bad:?}");
+        }
+    }
     use figment::Jail;
 
     #[test]

@@ -33,7 +33,9 @@ const SCOPE: &str = "repository:alice/app:pull";
 /// sample many times a second); `None` when the answer is not a token.
 fn token_from(port: u16, realm: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let basic = STANDARD.encode("alice:alice-pw");
     write!(
         stream,
@@ -132,10 +134,8 @@ fn strangers(dir: &Path) -> [SigningKey; 2] {
     let year = 365 * 86_400_000;
     let not_after = portcullis::keys::now_ms() + year;
     let other_ca = Authority::create(&dir.join("other-ca.pem"), &realm, not_after + year).unwrap();
-    let certified = SigningKey::create(dir, |pair, path| {
-        other_ca.certify(pair, 2, not_after, path)
-    })
-    .unwrap();
+    let certified =
+        SigningKey::create(dir, |pair, path| other_ca.certify(pair, 2, not_after, path)).unwrap();
     [self_signed, certified]
 }
 
@@ -214,9 +214,18 @@ fn a_registry_trusting_only_the_realm_ca_accepts_every_rotated_key_with_no_resta
     let strangers = strangers(dir.path());
     for registry in &registries {
         for (i, token) in tokens.iter().enumerate() {
-            assert_eq!(status(registry, token), "200", "key {i}\n{}", registry.log());
+            assert_eq!(
+                status(registry, token),
+                "200",
+                "key {i}\n{}",
+                registry.log()
+            );
         }
-        assert_eq!(status(registry, &self_signed), "401", "not in the CA-only bundle");
+        assert_eq!(
+            status(registry, &self_signed),
+            "401",
+            "not in the CA-only bundle"
+        );
         for stranger in &strangers {
             for reference in [KeyReference::KidAndX5c, KeyReference::X5cOnly] {
                 let forged = forged(&p, stranger, reference);
@@ -228,7 +237,10 @@ fn a_registry_trusting_only_the_realm_ca_accepts_every_rotated_key_with_no_resta
     // Revoke the key that signs: another signs from now on.
     let revoked = kids.last().unwrap();
     let said = p.cli_ok(&["keys", "revoke", revoked], "");
-    assert!(said.contains("revoked") && said.contains("signs instead"), "{said}");
+    assert!(
+        said.contains("revoked") && said.contains("signs instead"),
+        "{said}"
+    );
     assert!(said.contains("until the certificate expires"), "{said}");
     let after = token(&p, "default");
     assert_ne!(&kid_of(&after), revoked, "the revoked key signs nothing");
@@ -240,8 +252,15 @@ fn a_registry_trusting_only_the_realm_ca_accepts_every_rotated_key_with_no_resta
     );
     assert_eq!(jwks, "200");
     assert_eq!(kids_in(&p, "default", "revoked"), [revoked.clone()]);
-    let dir_of_revoked = p.dir.path().join("keys/default").join(revoked.replace(':', ""));
-    assert!(!dir_of_revoked.join("key.pem").exists(), "its private key is deleted");
+    let dir_of_revoked = p
+        .dir
+        .path()
+        .join("keys/default")
+        .join(revoked.replace(':', ""));
+    assert!(
+        !dir_of_revoked.join("key.pem").exists(),
+        "its private key is deleted"
+    );
     for registry in &registries {
         assert_eq!(status(registry, &after), "200");
         assert_eq!(
@@ -417,12 +436,20 @@ fn a_kid_only_realm_publishes_its_next_key_before_signing_with_it() {
         "",
     );
     p.cli_ok(
-        &["user", "add", "alice", "--realm", "kids", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "alice",
+            "--realm",
+            "kids",
+            "--password-stdin",
+        ],
         "alice-pw\n",
     );
     let config = p.registry_config_of("kids");
     assert!(config.rootcertbundle.ends_with("keys/kids/bundle.pem"));
-    let start = |bundle: &Path| Registry::start(&config.realm, &config.service, &config.issuer, bundle);
+    let start =
+        |bundle: &Path| Registry::start(&config.realm, &config.service, &config.issuer, bundle);
     let not_restarted = start(&config.rootcertbundle);
     let old = token(&p, "kids");
     assert!(jwt::header(&old).get("x5c").is_none(), "kid only");
@@ -431,7 +458,11 @@ fn a_kid_only_realm_publishes_its_next_key_before_signing_with_it() {
     let rotated = p.cli_ok(&["keys", "rotate", "--realm", "kids"], "");
     assert!(rotated.contains("restart"), "{rotated}");
     let next = pending_kid(&p, "kids");
-    assert_eq!(kid_of(&token(&p, "kids")), kid_of(&old), "a pending key does not sign");
+    assert_eq!(
+        kid_of(&token(&p, "kids")),
+        kid_of(&old),
+        "a pending key does not sign"
+    );
     let bundle = std::fs::read_to_string(&config.rootcertbundle).unwrap();
     assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{bundle}");
     let jwks_file = p.dir.path().join("keys/kids/jwks.json");
@@ -460,8 +491,16 @@ fn a_kid_only_realm_publishes_its_next_key_before_signing_with_it() {
     });
     let new = token_signed_by(&p, "kids", &next);
     assert_eq!(status(&restarted, &new), "200", "{}", restarted.log());
-    assert_eq!(status(&restarted, &old), "200", "the old key is still published");
-    assert_eq!(status(&not_restarted, &new), "401", "never given the new key");
+    assert_eq!(
+        status(&restarted, &old),
+        "200",
+        "the old key is still published"
+    );
+    assert_eq!(
+        status(&not_restarted, &new),
+        "401",
+        "never given the new key"
+    );
     assert_eq!(status(&not_restarted, &old), "200");
     if let Some(registry) = &third_generation {
         assert_eq!(status(registry, &new), "200", "{}", registry.log());

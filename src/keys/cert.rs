@@ -231,3 +231,62 @@ impl Authority {
         Ok(pem)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn realm() -> RealmName {
+        RealmName::parse("default").unwrap()
+    }
+
+    /// A leaf the realm CA certifies verifies against the CA with openssl, names it as issuer, and
+    /// is told apart from one another CA certified.
+    #[test]
+    fn certified_keys_chain_to_their_ca_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_after = crate::keys::now_ms() + 10 * crate::keys::MS_PER_DAY;
+        let ca = Authority::create(&dir.path().join("ca.pem"), &realm(), not_after * 2).unwrap();
+        let other =
+            Authority::create(&dir.path().join("other.pem"), &realm(), not_after * 2).unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let path = dir.path().join("leaf.pem");
+        let leaf = Certificate::from_pem(&ca.certify(&key, 7, not_after, &path).unwrap()).unwrap();
+        let stranger =
+            Certificate::from_pem(&other.certify(&key, 7, not_after, &path).unwrap()).unwrap();
+        assert!(leaf.is_issued_by(ca.certificate()));
+        assert!(!stranger.is_issued_by(ca.certificate()));
+        assert!(!leaf.is_issued_by(&leaf), "a leaf is no CA");
+        assert!((leaf.not_after_ms() - not_after).abs() < 2_000);
+
+        std::fs::write(dir.path().join("ca.crt"), ca.certificate().pem()).unwrap();
+        std::fs::write(&path, leaf.pem()).unwrap();
+        let verified = Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(dir.path().join("ca.crt"))
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            verified.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+
+    #[test]
+    fn a_ca_key_that_is_not_the_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_after = crate::keys::now_ms() + crate::keys::MS_PER_DAY;
+        let ca = Authority::create(&dir.path().join("ca.pem"), &realm(), not_after).unwrap();
+        Authority::create(&dir.path().join("other.pem"), &realm(), not_after).unwrap();
+        let err = Authority::load(&dir.path().join("other.pem"), &realm(), ca.certificate())
+            .err()
+            .unwrap();
+        assert!(err
+            .to_string()
+            .contains("not the key of realm default's certificate authority"));
+        assert!(Certificate::from_pem("not pem").is_err());
+    }
+}
