@@ -989,7 +989,7 @@ mod tests {
         ] {
             let period = Period::try_from(text.to_owned()).unwrap();
             assert_eq!(period.as_secs(), secs, "{text}");
-            assert_eq!(period.to_string(), text);
+            assert_eq!(Period::try_from(period.to_string()).unwrap(), period);
         }
         for bad in [
             "",
