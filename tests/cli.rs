@@ -765,7 +765,7 @@ fn key_commands_refuse_in_words() {
     assert!(why.contains("is revoked"), "{why}");
     assert_eq!(
         kids_in("active"),
-        [active.clone()],
+        std::slice::from_ref(&active),
         "revoking a pending key leaves the active one"
     );
 

@@ -251,7 +251,10 @@ fn a_registry_trusting_only_the_realm_ca_accepts_every_rotated_key_with_no_resta
         &[],
     );
     assert_eq!(jwks, "200");
-    assert_eq!(kids_in(&p, "default", "revoked"), [revoked.clone()]);
+    assert_eq!(
+        kids_in(&p, "default", "revoked"),
+        std::slice::from_ref(revoked)
+    );
     let dir_of_revoked = p
         .dir
         .path()
