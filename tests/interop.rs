@@ -5,18 +5,15 @@
 
 pub mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use common::external::{
     build_oci_image, describe, oci_manifest_digest, on_path, run, run_with_stdin, skopeo,
     Containerd, Podman, Registry, TrustedKeys, REGISTRY_3,
 };
 use common::jwt;
 use common::portcullis::{http_status, Portcullis};
-use portcullis::jwt::{Claims, KeyReference, ResourceActions, Signer};
+use portcullis::jwt::KeyReference;
 use portcullis::keys::SigningKey;
 use portcullis::names::RealmName;
-use portcullis::scope::Scope;
 use serde_json::Value;
 
 /// A Portcullis with users alice (user), bob (user) and root (admin), and a registry trusting it.
@@ -336,24 +333,14 @@ fn registry_verifies_through_kid_alone_and_x5c_alone() {
     .unwrap();
     let stranger_dir = tempfile::tempdir().unwrap();
     let stranger = SigningKey::load_or_create(stranger_dir.path(), &realm).unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let scope = Scope::parse("repository:alice/app:pull").unwrap();
     let token = |keys: &SigningKey, reference| {
-        let signer = Signer::with_reference(keys, reference);
-        let claims = Claims {
-            iss: &config.issuer,
-            sub: "alice",
-            aud: &config.service,
-            exp: now + 120,
-            nbf: now,
-            iat: now,
-            jti: signer.jti().unwrap(),
-            access: vec![ResourceActions::from(&scope)],
-        };
-        signer.sign(keys, &claims).unwrap().as_str().to_owned()
+        jwt::sign(
+            keys,
+            reference,
+            &config.issuer,
+            &config.service,
+            "repository:alice/app:pull",
+        )
     };
     let path = "/v2/alice/app/tags/list";
     assert_eq!(

@@ -9,7 +9,7 @@ pub mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -17,11 +17,10 @@ use common::database::Db;
 use common::external::{on_path, Registry, TrustedKeys, REGISTRY_3};
 use common::jwt;
 use common::portcullis::{http_status, Portcullis};
-use portcullis::jwt::{Claims, KeyReference, ResourceActions, Signer};
+use portcullis::jwt::KeyReference;
 use portcullis::keys::cert::Authority;
 use portcullis::keys::SigningKey;
 use portcullis::names::RealmName;
-use portcullis::scope::Scope;
 use serde_json::Value;
 
 /// How long a test waits for a key to start signing (activation is ~3 s after the command).
@@ -108,23 +107,7 @@ fn status(registry: &Registry, token: &str) -> String {
 /// `reference` says.
 fn forged(p: &Portcullis, key: &SigningKey, reference: KeyReference) -> String {
     let config = p.registry_config();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let scope = Scope::parse(SCOPE).unwrap();
-    let signer = Signer::with_reference(key, reference);
-    let claims = Claims {
-        iss: &config.issuer,
-        sub: "alice",
-        aud: &config.service,
-        exp: now + 120,
-        nbf: now,
-        iat: now,
-        jti: signer.jti().unwrap(),
-        access: vec![ResourceActions::from(&scope)],
-    };
-    signer.sign(key, &claims).unwrap().as_str().to_owned()
+    jwt::sign(key, reference, &config.issuer, &config.service, SCOPE)
 }
 
 /// Keys the registry must not trust: a self-signed one, and one certified by another CA.
