@@ -207,7 +207,7 @@ claims=$(token_payload) || fail "alice cannot log in after the container was rep
 step "replaced by ${cid:0:12}: alice logs in, the signing key is the same"
 
 # --- skopeo pushes to a real registry on the host with tokens from the container.
-podman exec "$cid" cat /var/lib/portcullis/keys/default/cert.pem >"$work/bundle.pem"
+podman exec "$cid" cat /var/lib/portcullis/keys/default/bundle.pem >"$work/bundle.pem"
 registry_port=$(free_port)
 mkdir "$work/storage"
 cat >"$work/registry.yml" <<EOF
