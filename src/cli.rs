@@ -552,6 +552,8 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             let store = open_store(settings).await?;
             let place = key_place(settings);
             let realm = admin::realms::load(&store, &place, &arg.realm).await?;
+            // The files it names exist before a server ever ran.
+            admin::keys::republish(&store, &place, &arg.realm).await?;
             print!("{}", registry_config(settings, &realm));
             Ok(())
         }
@@ -1083,6 +1085,12 @@ async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Resu
                 "REALM", "GEN", "KID", "STATE", "WHEN", "EXPIRES"
             );
             for (realm, ring) in admin::keys::list(&store, &place).await? {
+                for (key, error) in ring.unloadable() {
+                    eprintln!(
+                        "warning: realm {} key {} cannot be loaded here: {error}",
+                        realm.name, key.record.kid
+                    );
+                }
                 for (key, state) in ring.states(now) {
                     let when = match state {
                         KeyState::Pending { activates_at_ms } => {

@@ -27,6 +27,7 @@ use crate::config::{KeySettings, Settings};
 use crate::http::body::UnreadBody;
 use crate::http::{self, AppState};
 use crate::issue::TokenService;
+use crate::keys::ring::NoSigningKey;
 use crate::keys::{format_ms, now_ms};
 use crate::metrics::Metrics;
 use crate::names::RealmName;
@@ -108,12 +109,16 @@ impl Application {
         );
         let loaded = realms.load_all().await?;
         for realm in &loaded {
-            if let Some((key, error)) = realm.keys().unloadable().first() {
+            let keys = realm.keys();
+            if let Err(NoSigningKey::Unloadable { kid, reason }) = keys.active(now_ms()) {
                 return Err(StartError::Key {
                     realm: realm.name.clone(),
-                    kid: key.record.kid.clone(),
-                    reason: error.to_string(),
+                    kid,
+                    reason,
                 });
+            }
+            for (key, error) in keys.unloadable() {
+                tracing::warn!(realm = %realm.name, kid = %key.record.kid, error = %error, "a pending signing key cannot be loaded here: this instance answers 503 once it signs");
             }
             // Registries may be pointed at these files before the first request: write them now.
             if let Err(error) = realm.keys().write_files(&realm.keys_dir, now_ms()) {

@@ -14,7 +14,9 @@ use super::AdminError;
 use crate::config::KeySettings;
 use crate::jwt::TokenHeader;
 use crate::keys::cert::{self, Authority};
-use crate::keys::ring::{key_dir, KeyRing, ACTIVATION_MARGIN_MS, BUNDLE_FILE, JWKS_FILE};
+use crate::keys::ring::{
+    key_dir, KeyRing, NoSigningKey, RingKey, ACTIVATION_MARGIN_MS, BUNDLE_FILE, JWKS_FILE,
+};
 use crate::keys::schedule::KeyState;
 use crate::keys::{
     self, now_ms, KeyError, SigningKey, CERT_FILE, CERT_VALIDITY_DAYS, KEY_FILE, MS_PER_DAY,
@@ -25,22 +27,23 @@ use crate::store::{SigningKeyRecord, Store, StoreError};
 
 /// The directory of a realm's CA below the realm's key directory.
 pub const CA_DIR: &str = "ca";
+/// How long before its certificate expires a key that still signs is rotated automatically, beyond
+/// the life of the tokens it signs.
+const EXPIRY_MARGIN_MS: i64 = 3_600_000;
 
-/// Every realm with its keys as stored now (a realm's first key is made when missing, so a broken
-/// key file is reported here).
+/// Every realm with its keys as stored now (a realm's first key is made when missing). A key that
+/// signs now and cannot be loaded is an error, so a broken key file is reported here; keys that
+/// will sign later and cannot be loaded are listed by [`KeyRing::unloadable`].
 pub async fn list(
     store: &Store,
     place: &KeyPlace,
 ) -> Result<Vec<(Arc<Realm>, Arc<KeyRing>)>, AdminError> {
     let mut realms = Vec::new();
     for realm in realms::realms(store, place).load_all().await? {
-        if let Some((key, error)) = realm.keys().unloadable().first() {
-            return Err(AdminError::KeyUnloadable {
-                kid: key.record.kid.clone(),
-                error: Arc::clone(error),
-            });
-        }
         let keys = realm.keys();
+        if let Err(NoSigningKey::Unloadable { kid, reason }) = keys.active(now_ms()) {
+            return Err(AdminError::KeyUnloadable { kid, reason });
+        }
         realms.push((realm, keys));
     }
     Ok(realms)
@@ -136,21 +139,25 @@ pub async fn rotate_if_due(
     {
         return Ok(None);
     }
-    let due = states.iter().any(|(key, state)| {
-        *state == KeyState::Active
-            && (key.record.activate_at_ms.max(key.record.created_at_ms) + every.as_millis() <= now
-                || key.certificate.not_after_ms() - now
-                    < loaded.token_ttl_secs as i64 * 2000 + 3_600_000)
-    });
-    let active = states.iter().any(|(_, state)| *state == KeyState::Active);
-    if due || !active {
-        match rotate(store, place, settings, realm, None).await {
-            Ok(key) => Ok(Some(key)),
-            Err(AdminError::KeyRace(_)) => Ok(None),
-            Err(e) => Err(e),
+    let due = match states.iter().find(|(_, state)| *state == KeyState::Active) {
+        // Nothing signs (the last key was revoked with no replacement): make a key that does.
+        None => true,
+        Some((key, _)) => {
+            let signing_since = key.record.activate_at_ms.max(key.record.created_at_ms);
+            // Its certificate must outlast the tokens it signs, with an hour to spare.
+            let token_life_ms =
+                i64::try_from(loaded.token_ttl_secs).unwrap_or(i64::MAX / 1000) * 1000;
+            let outlasts = key.certificate.not_after_ms() - now > token_life_ms + EXPIRY_MARGIN_MS;
+            signing_since + every.as_millis() <= now || !outlasts
         }
-    } else {
-        Ok(None)
+    };
+    if !due {
+        return Ok(None);
+    }
+    match rotate(store, place, settings, realm, None).await {
+        Ok(key) => Ok(Some(key)),
+        Err(AdminError::KeyRace(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -163,7 +170,7 @@ pub async fn activate(
 ) -> Result<i64, AdminError> {
     let realm = realms::load(store, place, realm).await?;
     let keys = realm.keys();
-    let state = state_of(&realm, &keys, kid, now_ms())?;
+    let (_, state) = find_key(&realm, &keys, kid, now_ms())?;
     if !matches!(state, KeyState::Pending { .. }) {
         return Err(AdminError::KeyNotPending {
             kid: kid.to_owned(),
@@ -206,43 +213,24 @@ pub async fn revoke(
     let realm = realms::load(store, place, realm).await?;
     let keys = realm.keys();
     let now = now_ms();
-    let state = state_of(&realm, &keys, kid, now)?;
+    let (key, state) = find_key(&realm, &keys, kid, now)?;
     if matches!(state, KeyState::Revoked { .. } | KeyState::Retired { .. }) {
         return Err(AdminError::KeyGone {
             kid: kid.to_owned(),
             state: state.name(),
         });
     }
-    let (record, _) = keys
-        .states(now)
-        .into_iter()
-        .find(|(key, _)| key.record.kid == kid)
-        .map(|(key, state)| (key.record.clone(), state))
-        .expect("state_of found it");
-    let mut replacement = None;
-    let mut no_replacement = None;
-    if state == KeyState::Active {
-        let pending = keys.states(now).into_iter().find_map(|(key, state)| {
-            matches!(state, KeyState::Pending { .. }).then(|| key.record.kid.clone())
-        });
-        match pending {
-            Some(next) => {
-                store
-                    .set_signing_key_activation(&realm.name, &next, now)
-                    .await?;
-                replacement = Some(next);
-            }
-            None => match authority(&realm, &keys, ca_key) {
-                Ok(authority) => {
-                    let made =
-                        create(store, &realm, &keys, settings, authority.as_ref(), now).await?;
-                    replacement = Some(made.kid);
-                }
-                Err(e) => no_replacement = Some(e.to_string()),
-            },
-        }
-    }
+    let record = key.record.clone();
+    // Revoked first, whatever else fails: from this moment it signs nothing.
     store.revoke_signing_key(&realm.name, kid, now).await?;
+    let (replacement, no_replacement) = if state == KeyState::Active {
+        match replace(store, &realm, &keys, settings, ca_key).await {
+            Ok(next) => (Some(next), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    } else {
+        (None, None)
+    };
     let key_file = key_dir(&realm.keys_dir, &record.dir).join(KEY_FILE);
     if let Err(error) = std::fs::remove_file(&key_file) {
         if error.kind() != std::io::ErrorKind::NotFound {
@@ -262,6 +250,32 @@ pub async fn revoke(
         bundle: realm.keys_dir.join(BUNDLE_FILE),
         jwks: realm.keys_dir.join(JWKS_FILE),
     })
+}
+
+/// A key to sign in place of a revoked one, from now: the pending key, or else a new one.
+async fn replace(
+    store: &Store,
+    realm: &Realm,
+    keys: &KeyRing,
+    settings: &KeySettings,
+    ca_key: Option<&Path>,
+) -> Result<String, AdminError> {
+    let now = now_ms();
+    let pending = keys.states(now).into_iter().find_map(|(key, state)| {
+        matches!(state, KeyState::Pending { .. }).then(|| key.record.kid.clone())
+    });
+    if let Some(next) = pending {
+        store
+            .set_signing_key_activation(&realm.name, &next, now)
+            .await?;
+        return Ok(next);
+    }
+    let authority = authority(realm, keys, ca_key)?;
+    Ok(
+        create(store, realm, keys, settings, authority.as_ref(), now)
+            .await?
+            .kid,
+    )
 }
 
 /// A realm's new certificate authority and its first key.
@@ -360,11 +374,16 @@ fn refuse_if_pending(realm: &Realm, keys: &KeyRing, now: i64) -> Result<(), Admi
     Ok(())
 }
 
-fn state_of(realm: &Realm, keys: &KeyRing, kid: &str, now: i64) -> Result<KeyState, AdminError> {
+/// The key `kid` of the realm and its state at `now`.
+fn find_key<'a>(
+    realm: &Realm,
+    keys: &'a KeyRing,
+    kid: &str,
+    now: i64,
+) -> Result<(&'a RingKey, KeyState), AdminError> {
     keys.states(now)
         .into_iter()
         .find(|(key, _)| key.record.kid == kid)
-        .map(|(_, state)| state)
         .ok_or_else(|| AdminError::NoSuchKey {
             realm: realm.name.clone(),
             kid: kid.to_owned(),

@@ -126,12 +126,9 @@ pub enum AdminError {
         kid: String,
         activates_at: String,
     },
-    /// A key that signs now or later cannot be loaded from its files.
-    #[error("signing key {kid}: {error}")]
-    KeyUnloadable {
-        kid: String,
-        error: std::sync::Arc<crate::keys::ring::RingError>,
-    },
+    /// The key that signs now cannot be loaded from its files.
+    #[error("signing key {kid}: {reason}")]
+    KeyUnloadable { kid: String, reason: String },
     #[error("realm {realm} has no signing key {kid}")]
     NoSuchKey { realm: RealmName, kid: String },
     /// `keys activate` for a key that is not pending.

@@ -86,9 +86,12 @@ fn effective(entries: &[Entry], now_ms: i64) -> Vec<usize> {
     order
 }
 
-/// The index of the key that signs at `now_ms`, if any does.
+/// The index of the key that signs at `now_ms`, if any does. On every token request, so it
+/// allocates nothing.
 pub fn active(entries: &[Entry], now_ms: i64) -> Option<usize> {
-    let last = *effective(entries, now_ms).last()?;
+    let last = (0..entries.len())
+        .filter(|&i| took_effect(&entries[i], now_ms))
+        .max_by_key(|&i| (entries[i].activate_at_ms, entries[i].generation))?;
     (!is_revoked(&entries[last], now_ms)).then_some(last)
 }
 
@@ -220,5 +223,30 @@ mod tests {
         );
         assert_eq!(states.iter().filter(|s| **s == KeyState::Active).count(), 1);
         assert_eq!(active(&[], 0), None);
+    }
+
+    proptest::proptest! {
+        /// The key `active` picks is the one `states` calls active, there is at most one, and only
+        /// a published key signs.
+        #[test]
+        fn active_agrees_with_states(
+            keys in proptest::collection::vec((0i64..50, proptest::option::of(0i64..50)), 0..6),
+            now in 0i64..60,
+        ) {
+            let entries: Vec<Entry> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, (activate, revoked))| entry(i as i64 + 1, *activate, *revoked))
+                .collect();
+            let states = states(&entries, now, 10);
+            let actives: Vec<usize> = (0..entries.len())
+                .filter(|&i| states[i] == KeyState::Active)
+                .collect();
+            proptest::prop_assert!(actives.len() <= 1);
+            proptest::prop_assert_eq!(active(&entries, now), actives.first().copied());
+            if let Some(i) = active(&entries, now) {
+                proptest::prop_assert!(states[i].is_published() && states[i].may_sign());
+            }
+        }
     }
 }
