@@ -29,7 +29,7 @@ use crate::keys::{format_ms, now_ms};
 use crate::names::{DirectoryName, GroupName, Issuer, RealmName, ServiceName, TokenName, Username};
 use crate::realm::{self, DEFAULT_REALM, MAX_TOKEN_TTL_SECS};
 use crate::startup::Application;
-use crate::store::{unix_now, Role, Store, UserKind};
+use crate::store::{unix_now, Role, Store};
 
 /// A Docker Registry v2 token service.
 #[derive(Parser)]
@@ -420,7 +420,8 @@ pub enum TokenCommand {
         #[arg(long)]
         name: TokenName,
         /// What the token may reach at most, e.g. 'repository:team/**:pull'; repeat for several.
-        /// Without any, it reaches what its owner may.
+        /// Without any, it reaches what its owner may on the registry. 'admin' lets it call the
+        /// admin HTTP API (/api/v1) as its owner, and reaches nothing on the registry by itself.
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// Lifetime: a number with d, h, m or s (30d, 12h), at most 3650d. Without it, the token
@@ -729,16 +730,8 @@ async fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Resu
                 "USER", "ROLE", "KIND", "STATE", "SOURCE"
             );
             for u in admin::users::list(&store, &arg.realm).await? {
-                let role = if u.role == Role::Admin {
-                    "admin"
-                } else {
-                    "user"
-                };
-                let kind = if u.kind == UserKind::Robot {
-                    "robot"
-                } else {
-                    "person"
-                };
+                let role = u.role.as_str();
+                let kind = u.kind.as_str();
                 let state = if u.disabled { "disabled" } else { "enabled" };
                 println!(
                     "{:<32} {role:<6} {kind:<7} {state:<9} {:<20} {}",

@@ -8,6 +8,7 @@
 //! their files.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod claims;
 pub mod cli;

@@ -18,6 +18,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::admin::realms::KeyPlace;
 use crate::admin::{self, AdminError};
+use crate::api::{self, ApiState};
 use crate::auth::ldap::{Directories, LoadError};
 use crate::auth::munge::{DoorError, MungeDoors};
 use crate::auth::oidc::{self, Issuers};
@@ -142,6 +143,7 @@ impl Application {
         let directories = Arc::new(Directories::load(settings, &metrics)?);
         let issuers = Arc::new(Issuers::load(settings)?);
         let hasher = Hasher::new(&settings.passwords)?;
+        let hasher_for_api = hasher.clone();
         let verifier = Verifier::new(hasher, &settings.passwords, settings.password_check_slots())?;
         let state = web::Data::new(AppState {
             realms,
@@ -171,6 +173,17 @@ impl Application {
             trusted_proxies: settings.server.trusted_proxies.clone(),
         });
 
+        let api = web::Data::new(ApiState {
+            store: state.store.clone(),
+            hasher: hasher_for_api,
+            place: KeyPlace {
+                keys_dir: settings.keys.dir.clone(),
+                public_url: settings.public_url(),
+            },
+            policy_files: settings.policy_files(),
+            reset_after_secs: settings.lockout.reset_after_secs,
+        });
+        let max_body_bytes = settings.server.max_body_bytes;
         let tls = tls_config(settings)?;
         let mut server = HttpServer::new(move || {
             let series = Rc::new(state.metrics.http_series());
@@ -201,7 +214,9 @@ impl Application {
                 })
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
+                .app_data(api.clone())
                 .configure(http::routes)
+                .configure(|cfg| api::routes(cfg, max_body_bytes))
                 .default_service(web::to(http::not_found))
         })
         // Bounds the head; the token endpoint bounds the body by the same time (`http::body::read`).

@@ -7,6 +7,7 @@ mod api {
     mod helpers;
 
     mod access_tokens;
+    mod admin_api;
     mod changes;
     mod connections;
     mod errors;

@@ -13,6 +13,7 @@ use crate::store::{RealmRecord, Store};
 
 /// Where realms' keys live and the public URL their token endpoints are under (`[keys] dir` and
 /// the server's public URL).
+#[derive(Clone)]
 pub struct KeyPlace {
     pub keys_dir: PathBuf,
     pub public_url: String,

@@ -1,13 +1,17 @@
 //! What an access token may reach at most: its scopes (`repository:team/**:pull`, space-separated,
-//! the name a policy pattern) as a policy granting exactly them to anyone.
+//! the name a policy pattern) as a policy granting exactly them to anyone. The scope [`ADMIN_SCOPE`]
+//! lets a token call the admin API and reaches nothing on the registry.
 
 use super::{Evaluation, Policy, Rule, RuleError, RuleText};
 
-/// The policy granting exactly `scopes` to anyone.
+/// The scope that lets an access token call the admin API (`/api/v1`) as its owner.
+pub const ADMIN_SCOPE: &str = "admin";
+
+/// The policy granting exactly `scopes` to anyone (the admin API's scope grants nothing here).
 pub fn scope_limit(scopes: &str) -> Result<Policy, ScopeLimitError> {
     let rules = scopes
         .split(' ')
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && *s != ADMIN_SCOPE)
         .map(|scope| {
             let shape = || ScopeLimitError::Shape(scope.chars().take(80).collect());
             let (resource, rest) = scope.split_once(':').ok_or_else(shape)?;

@@ -80,7 +80,7 @@ use serde::Deserialize;
 pub use action::{ActionSet, Resource};
 pub use decision::{Decision, Outcome, RuleRef, Verdict};
 pub use file::{PolicyError, Position, DEFAULT_EFFECT, DEFAULT_RESOURCE};
-pub use limit::{scope_limit, ScopeLimitError};
+pub use limit::{scope_limit, ScopeLimitError, ADMIN_SCOPE};
 pub use pattern::{
     NamePattern, PatternError, ACCOUNT_PLACEHOLDER, CLAIM_PLACEHOLDER_OPEN, GROUP_PLACEHOLDER,
     MAX_GLOB_PLACEHOLDERS, MAX_REGEX_PLACEHOLDERS, REGEX_PREFIX,

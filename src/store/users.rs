@@ -24,7 +24,8 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    /// `user` or `admin`, as stored and shown.
+    pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
             Role::Admin => "admin",
@@ -102,7 +103,8 @@ pub enum UserKind {
 }
 
 impl UserKind {
-    fn as_str(self) -> &'static str {
+    /// `person` or `robot`, as stored and shown.
+    pub fn as_str(self) -> &'static str {
         match self {
             UserKind::Person => "person",
             UserKind::Robot => "robot",
