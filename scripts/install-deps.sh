@@ -12,10 +12,18 @@
 # throwaway instances (see tests/common/external.rs, scripts/pg.sh).
 set -euo pipefail
 
-PACKAGES=(docker-registry skopeo podman containerd munge postgresql wrk apache2-utils python3
-    debootstrap runc curl systemd procps python3-pip slapd ldap-utils openssl nodejs npm)
-COMMANDS=(docker-registry skopeo podman containerd ctr munge munged mungekey unmunge wrk htpasswd python3
-    debootstrap runc curl systemd-analyze slapd slapadd ldapsearch ldapwhoami ldapmodify openssl node npm)
+# Each command the tests run, and the Debian package that has it. Only the packages of missing
+# commands are installed, so packages already there (a Node.js from elsewhere, say) are left alone.
+declare -A PACKAGE_OF=(
+    [docker-registry]=docker-registry [skopeo]=skopeo [podman]=podman [containerd]=containerd
+    [ctr]=containerd [munge]=munge [munged]=munge [mungekey]=munge [unmunge]=munge [wrk]=wrk
+    [htpasswd]=apache2-utils [python3]=python3 [debootstrap]=debootstrap [runc]=runc [curl]=curl
+    [systemd-analyze]=systemd [slapd]=slapd [slapadd]=slapd [ldapsearch]=ldap-utils
+    [ldapwhoami]=ldap-utils [ldapmodify]=ldap-utils [openssl]=openssl [node]=nodejs [npm]=npm
+    [chromium]=chromium [chromedriver]=chromium-driver [kill]=procps [initdb]=postgresql
+    [pip3]=python3-pip
+)
+COMMANDS=("${!PACKAGE_OF[@]}")
 # The workload-identity tests' OpenID provider (tests/common/oidc.rs runs it with node).
 OIDC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/common/oidc"
 
@@ -31,18 +39,15 @@ PIP_PACKAGE=kubernetes-validate
 
 missing=()
 for cmd in "${COMMANDS[@]}"; do
-    # munged, mungekey, slapd and slapadd live in /usr/sbin, which a non-root PATH may lack.
-    if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$cmd" ]]; then
-        missing+=("$cmd")
-    fi
+    case $cmd in
+        # `kill` is also a shell builtin: the unit check needs the program.
+        kill) type -P kill >/dev/null && continue ;;
+        initdb) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && continue ;;
+        # munged, mungekey, slapd and slapadd live in /usr/sbin, which a non-root PATH may lack.
+        *) { command -v "$cmd" >/dev/null 2>&1 || [[ -x "/usr/sbin/$cmd" ]]; } && continue ;;
+    esac
+    missing+=("$cmd")
 done
-# `kill` is also a shell builtin: the unit check needs the program.
-if ! type -P kill >/dev/null; then
-    missing+=(kill)
-fi
-if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
-    missing+=(initdb)
-fi
 
 if ! command -v "$PIP_PACKAGE" >/dev/null 2>&1; then
     pip_missing=true
@@ -61,7 +66,12 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 if [[ ${#missing[@]} -gt 0 ]]; then
-    echo "install-deps: missing ${missing[*]}; installing ${PACKAGES[*]}"
+    packages=()
+    for cmd in "${missing[@]}"; do
+        packages+=("${PACKAGE_OF[$cmd]}")
+    done
+    mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
+    echo "install-deps: missing ${missing[*]}; installing ${packages[*]}"
     # Keep the packages' postinst scripts from starting their services
     # (invoke-rc.d honours policy-rc.d exit status 101 = "action forbidden").
     policy=/usr/sbin/policy-rc.d
@@ -80,7 +90,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 
     "${sudo[@]}" apt-get update
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+        apt-get install -y --no-install-recommends "${packages[@]}"
 fi
 
 if [[ $pip_missing == true ]]; then

@@ -41,9 +41,33 @@ pub struct Settings {
     pub lockout: LockoutSettings,
     pub log: LogSettings,
     pub tls: TlsSettings,
+    pub console: ConsoleSettings,
     /// Per-realm settings, keyed by realm name (`[realms.default]`). Realms themselves are
     /// database records (`portcullis realm add`); this only adds file-based settings to them.
     pub realms: BTreeMap<String, RealmSettings>,
+}
+
+/// `[console]`: the web console's sessions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// A session ends after this long without a request.
+    pub idle_timeout_secs: u64,
+    /// A session ends this long after sign-in, however busy.
+    pub absolute_timeout_secs: u64,
+    /// The registry's host (and port) as clients name it, for the `docker login` line the console
+    /// shows with a new token; empty: a placeholder.
+    pub registry: String,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            idle_timeout_secs: 1_800,
+            absolute_timeout_secs: 43_200,
+            registry: String::new(),
+        }
+    }
 }
 
 /// `[realms.NAME]`: settings of one realm that live in files.
@@ -772,6 +796,13 @@ impl Settings {
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return invalid("tls", "set both cert_file and key_file, or neither");
+        }
+        let c = &self.console;
+        if c.idle_timeout_secs < 60 || c.absolute_timeout_secs < c.idle_timeout_secs {
+            return invalid(
+                "console",
+                "idle_timeout_secs must be at least 60 and at most absolute_timeout_secs",
+            );
         }
         let k = &self.keys;
         if k.publish_before_use_secs > MAX_PUBLISH_BEFORE_USE_SECS {

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod claims;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod import;
 pub mod issue;

@@ -25,6 +25,7 @@ use crate::auth::oidc::{self, Issuers};
 use crate::auth::password::{Hasher, PasswordError, Verifier};
 use crate::auth::{Authenticator, Federation};
 use crate::config::{KeySettings, Settings};
+use crate::console::{self, ConsoleState};
 use crate::http::body::UnreadBody;
 use crate::http::{self, AppState};
 use crate::issue::TokenService;
@@ -145,21 +146,22 @@ impl Application {
         let hasher = Hasher::new(&settings.passwords)?;
         let hasher_for_api = hasher.clone();
         let verifier = Verifier::new(hasher, &settings.passwords, settings.password_check_slots())?;
+        let authenticator = Authenticator::new(
+            store.clone(),
+            verifier.clone(),
+            &settings.tokens,
+            &settings.lockout,
+            metrics.clone(),
+            Federation {
+                doors,
+                directories,
+                issuers,
+            },
+        )?;
         let state = web::Data::new(AppState {
             realms,
             tokens: TokenService::new(
-                Authenticator::new(
-                    store.clone(),
-                    verifier.clone(),
-                    &settings.tokens,
-                    &settings.lockout,
-                    metrics.clone(),
-                    Federation {
-                        doors,
-                        directories,
-                        issuers,
-                    },
-                )?,
+                authenticator.clone(),
                 &settings.tokens,
                 store.clone(),
                 policies.clone(),
@@ -182,6 +184,15 @@ impl Application {
             },
             policy_files: settings.policy_files(),
             reset_after_secs: settings.lockout.reset_after_secs,
+        });
+        let console = web::Data::new(ConsoleState {
+            store: state.store.clone(),
+            authenticator,
+            settings: settings.console.clone(),
+            secure: settings.public_url().starts_with("https://"),
+            policy_files: settings.policy_files(),
+            reset_after_secs: settings.lockout.reset_after_secs,
+            trusted_proxies: settings.server.trusted_proxies.clone(),
         });
         let max_body_bytes = settings.server.max_body_bytes;
         let tls = tls_config(settings)?;
@@ -215,8 +226,10 @@ impl Application {
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(api.clone())
+                .app_data(console.clone())
                 .configure(http::routes)
                 .configure(|cfg| api::routes(cfg, max_body_bytes))
+                .configure(console::routes)
                 .default_service(web::to(http::not_found))
         })
         // Bounds the head; the token endpoint bounds the body by the same time (`http::body::read`).

@@ -95,12 +95,20 @@ struct Minted {
     id: String,
 }
 
+/// `SECRET_BYTES` random bytes from the system's source, base64url: a secret no one can guess
+/// (tokens, console sessions and their CSRF tokens).
+pub fn random_secret() -> Result<String, RandomError> {
+    let mut bytes = [0u8; SECRET_BYTES];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| RandomError)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// Mints a secret with `prefix`.
 fn mint(prefix: &str) -> Result<Minted, RandomError> {
     let rng = SystemRandom::new();
-    let mut bytes = [0u8; SECRET_BYTES];
-    rng.fill(&mut bytes).map_err(|_| RandomError)?;
-    let secret = SecretString::from(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)));
+    let secret = SecretString::from(format!("{prefix}{}", random_secret()?));
     let mut id = [0u8; ID_BYTES];
     rng.fill(&mut id).map_err(|_| RandomError)?;
     Ok(Minted {

@@ -232,7 +232,7 @@ fn credential_headers(request: &HttpRequest) -> request::CredentialHeaders<'_> {
 
 /// The client's address: the socket's peer, or, when the peer is a trusted proxy, the last address
 /// in `X-Forwarded-For` that is not a trusted proxy itself.
-fn client_addr(request: &HttpRequest, trusted_proxies: &[IpAddr]) -> String {
+pub fn client_addr(request: &HttpRequest, trusted_proxies: &[IpAddr]) -> String {
     let Some(peer) = request.peer_addr().map(|a| a.ip()) else {
         return String::new();
     };

@@ -1,6 +1,6 @@
 //! The only module that speaks SQL: every aggregate the server and the operator commands keep in
 //! the database, one file each (`realms`, `keys`, `users`, `tokens`, `groups`, `grants`,
-//! `munge`, `lockout`), on SQLite (embedded, WAL) or PostgreSQL through sqlx's `Any` driver.
+//! `munge`, `lockout`, `sessions`), on SQLite (embedded, WAL) or PostgreSQL through sqlx's `Any` driver.
 //! Queries use `$N` placeholders, which both engines accept, and live with their aggregate; what
 //! only one engine needs is in `sqlite/` (the file, its migration lock, the synchronous connections
 //! of the request path) or `postgres/` (the LISTEN/NOTIFY feed, the batched statements). Each
@@ -18,6 +18,7 @@ mod lockout;
 mod munge;
 mod postgres;
 mod realms;
+mod sessions;
 mod sqlite;
 mod tokens;
 mod users;
@@ -35,6 +36,7 @@ pub use self::lockout::FailureRecord;
 pub use self::munge::ReplayRecord;
 use self::postgres::Postgres;
 pub use self::realms::RealmRecord;
+pub use self::sessions::SessionRecord;
 use self::sqlite::DirectSqlite;
 pub use self::tokens::{NewToken, TokenKind, TokenRecord, LAST_USED_RESOLUTION_SECS};
 pub use self::users::{Role, SeenGroups, Source, UserKind, UserRecord};

@@ -601,3 +601,43 @@ pub fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// Debian's chromedriver on a loopback port, driving Debian's chromium headless. Killed on drop.
+pub struct Chromedriver {
+    pub port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Chromedriver {
+    pub fn start() -> Chromedriver {
+        let dir = temp_dir("chromedriver");
+        let port = free_port();
+        let log = dir.path().join("chromedriver.log");
+        let child = spawn_logged(
+            Command::new("chromedriver").arg(format!("--port={port}")),
+            &log,
+        );
+        let mut driver = Chromedriver {
+            port,
+            child,
+            _dir: dir,
+        };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        wait_until_ready("chromedriver", &mut driver.child, &log, || {
+            TcpStream::connect_timeout(&addr, POLL_INTERVAL).is_ok()
+        });
+        driver
+    }
+
+    /// The WebDriver endpoint.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}

@@ -1,0 +1,738 @@
+//! The console's pages: each handler checks the session (and the CSRF token of a form), calls the
+//! `admin` use case or the authenticator, and renders a template. No business logic here.
+
+use actix_web::http::header::{self, ContentType};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::session::{self, Session};
+use super::{ConsoleError, ConsoleState, SIGN_IN};
+use crate::admin::lockouts::LockoutTarget;
+use crate::admin::tokens::{Lifetime, NewAccessToken, TokenState};
+use crate::admin::{self, AdminError};
+use crate::auth::{AuthnError, Binding, Credentials, Method};
+use crate::http::{client_addr, AppState};
+use crate::names::{GroupName, RealmName, TokenName, Username};
+use crate::realm::DEFAULT_REALM;
+use crate::store::{unix_now, TokenKind, TokenRecord};
+
+type State = web::Data<ConsoleState>;
+type App = web::Data<AppState>;
+
+/// The header of a signed-in page.
+struct Nav {
+    user: String,
+    realm: String,
+    admin: bool,
+    csrf: String,
+}
+
+impl Nav {
+    fn of(session: &Session) -> Nav {
+        Nav {
+            user: session.user.username.to_string(),
+            realm: session.realm().to_string(),
+            admin: session.is_admin(),
+            csrf: session.csrf.clone(),
+        }
+    }
+}
+
+fn page(status: StatusCode, template: &impl Template) -> HttpResponse {
+    match template.render() {
+        Ok(html) => HttpResponse::build(status)
+            .content_type(ContentType::html())
+            .body(html),
+        Err(error) => {
+            tracing::error!(error = %error, "a console page did not render");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+#[derive(Template)]
+#[template(
+    source = "{% extends \"base.html\" %}{% block title %}{{ message }}{% endblock %}\
+              {% block content %}<h1>{{ message }}</h1><p><a href=\"/console/\">Back</a></p>{% endblock %}",
+    ext = "html"
+)]
+struct ErrorPage<'a> {
+    nav: Option<Nav>,
+    message: &'a str,
+}
+
+/// A page that says what went wrong.
+pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {
+    page(status, &ErrorPage { nav: None, message })
+}
+
+pub async fn not_found() -> Result<HttpResponse, ConsoleError> {
+    Err(ConsoleError::NotFound)
+}
+
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .body(include_str!("static/console.css"))
+}
+
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .body(include_str!("static/console.js"))
+}
+
+pub async fn index(session: Option<Session>) -> HttpResponse {
+    match session {
+        Some(_) => see_other("/console/tokens"),
+        None => see_other(SIGN_IN),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    nav: Option<Nav>,
+    realm: String,
+    username: String,
+    message: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct RealmQuery {
+    realm: Option<String>,
+}
+
+pub async fn sign_in_form(query: web::Query<RealmQuery>) -> HttpResponse {
+    page(
+        StatusCode::OK,
+        &SignInPage {
+            nav: None,
+            realm: query
+                .realm
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REALM.to_owned()),
+            username: String::new(),
+            message: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    realm: String,
+    username: String,
+    password: SecretString,
+}
+
+/// What a person is told when sign-in fails, whatever was wrong (as at the token endpoint).
+const BAD_SIGN_IN: &str = "Incorrect realm, user name or password.";
+
+pub async fn sign_in(
+    request: HttpRequest,
+    state: State,
+    app: App,
+    form: web::Form<SignInForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let SignInForm {
+        realm,
+        username,
+        password,
+    } = form.into_inner();
+    let refused = |status: StatusCode, message: &'static str, realm: &str, username: &str| {
+        page(
+            status,
+            &SignInPage {
+                nav: None,
+                realm: realm.to_owned(),
+                username: username.to_owned(),
+                message: Some(message),
+            },
+        )
+    };
+    let found = match RealmName::parse(&realm) {
+        Ok(name) => app.realms.get(&name).await.map_err(|e| {
+            tracing::error!(error = %e, "console sign-in: realm not loaded");
+            ConsoleError::Unavailable
+        })?,
+        Err(_) => None,
+    };
+    let Some(found) = found else {
+        return Ok(refused(
+            StatusCode::UNAUTHORIZED,
+            BAD_SIGN_IN,
+            &realm,
+            &username,
+        ));
+    };
+    let counters = state.store.counters().await?;
+    let address = client_addr(&request, &state.trusted_proxies);
+    let binding = Binding {
+        service: found.services.first().map_or("", String::as_str),
+        scopes: &[],
+        client_addr: &address,
+    };
+    let credentials = Credentials::Password {
+        username: username.clone(),
+        password,
+    };
+    let principal = state
+        .authenticator
+        .authenticate(&found, credentials, &binding, &counters)
+        .await;
+    let user = match principal {
+        Ok(principal) if principal.method == Method::Password => principal.user,
+        Ok(_) => None,
+        Err(AuthnError::Locked { .. } | AuthnError::Throttled { .. }) => {
+            tracing::warn!(target: "audit", event = "console_sign_in_refused", realm = %realm, user = %username, reason = "locked");
+            return Ok(refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed attempts: try again later.",
+                &realm,
+                &username,
+            ));
+        }
+        Err(error) => {
+            tracing::warn!(target: "audit", event = "console_sign_in_refused", realm = %realm, user = %username, reason = error.audit_reason());
+            None
+        }
+    };
+    let Some(user) = user else {
+        return Ok(refused(
+            StatusCode::UNAUTHORIZED,
+            BAD_SIGN_IN,
+            &realm,
+            &username,
+        ));
+    };
+    let record = state
+        .store
+        .find_user(&found.name, &user.username)
+        .await?
+        .ok_or(ConsoleError::SignIn)?;
+    let cookie = session::start(&state, &record).await?;
+    tracing::info!(target: "audit", event = "console_signed_in", realm = %found.name, user = %record.username, client = %address);
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/console/tokens"))
+        .cookie(cookie)
+        .finish())
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn sign_out(
+    session: Session,
+    state: State,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    session.check_csrf(&form.csrf)?;
+    session.end(&state).await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, SIGN_IN))
+        .cookie(session::removal(&state))
+        .finish())
+}
+
+pub async fn sign_out_everywhere(
+    session: Session,
+    state: State,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    session.check_csrf(&form.csrf)?;
+    let ended = state.store.delete_user_sessions(session.user.id).await?;
+    tracing::info!(target: "audit", event = "console_signed_out_everywhere", realm = %session.realm(), user = %session.user.username, sessions = ended);
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, SIGN_IN))
+        .cookie(session::removal(&state))
+        .finish())
+}
+
+/// One token as the tokens page shows it.
+struct TokenRow {
+    id: String,
+    name: String,
+    scopes: String,
+    created: String,
+    last_used: String,
+    expires: String,
+    state: &'static str,
+    active: bool,
+}
+
+fn date(at: Option<i64>) -> String {
+    at.and_then(|at| time::OffsetDateTime::from_unix_timestamp(at).ok())
+        .and_then(|at| {
+            at.format(&time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+fn token_row(record: TokenRecord, state: TokenState) -> TokenRow {
+    TokenRow {
+        name: record
+            .name
+            .clone()
+            .or(record.client_id.clone())
+            .unwrap_or_else(|| "-".to_owned()),
+        scopes: record
+            .scopes
+            .clone()
+            .unwrap_or_else(|| "everything you may reach".to_owned()),
+        created: date(Some(record.created_at)),
+        last_used: date(record.last_used_at),
+        expires: record
+            .expires_at
+            .map_or_else(|| "never".to_owned(), |at| date(Some(at))),
+        state: state.as_str(),
+        active: state == TokenState::Active,
+        id: record.id,
+    }
+}
+
+/// A token just made, shown once.
+struct Created {
+    name: String,
+    secret: String,
+    login: String,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    nav: Option<Nav>,
+    csrf: String,
+    created: Option<Created>,
+    message: Option<String>,
+    suggested_scope: String,
+    access: Vec<TokenRow>,
+    refresh: Vec<TokenRow>,
+}
+
+async fn tokens_page(
+    session: &Session,
+    state: &ConsoleState,
+    created: Option<Created>,
+    message: Option<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let listed = admin::tokens::list(
+        &state.store,
+        session.realm(),
+        Some(&session.user.username),
+        unix_now(),
+    )
+    .await
+    .map_err(admin_error)?;
+    let (mut access, mut refresh) = (Vec::new(), Vec::new());
+    for token in listed {
+        let kind = token.record.kind;
+        let row = token_row(token.record, token.state);
+        match kind {
+            TokenKind::Access => access.push(row),
+            TokenKind::Refresh => refresh.push(row),
+        }
+    }
+    let status = if message.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(page(
+        status,
+        &TokensPage {
+            nav: Some(Nav::of(session)),
+            csrf: session.csrf.clone(),
+            created,
+            message,
+            suggested_scope: format!("repository:{}/**:pull,push", session.user.username),
+            access,
+            refresh,
+        },
+    ))
+}
+
+pub async fn tokens(session: Session, state: State) -> Result<HttpResponse, ConsoleError> {
+    tokens_page(&session, &state, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct NewTokenForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    scopes: String,
+    #[serde(default)]
+    expires: String,
+}
+
+pub async fn create_token(
+    session: Session,
+    state: State,
+    form: web::Form<NewTokenForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    session.check_csrf(&form.csrf)?;
+    let name = match TokenName::parse(form.name.trim()) {
+        Ok(name) => name,
+        Err(error) => return tokens_page(&session, &state, None, Some(error.to_string())).await,
+    };
+    let lifetime = match form.expires.trim() {
+        "" => None,
+        text => match Lifetime::parse(text) {
+            Ok(lifetime) => Some(lifetime),
+            Err(error) => {
+                return tokens_page(&session, &state, None, Some(error.to_string())).await
+            }
+        },
+    };
+    let scopes: Vec<String> = form.scopes.split_whitespace().map(str::to_owned).collect();
+    let made = admin::tokens::create(
+        &state.store,
+        NewAccessToken {
+            realm: session.realm().clone(),
+            user: session.user.username.clone(),
+            name: name.clone(),
+            scopes,
+            lifetime,
+        },
+    )
+    .await;
+    let made = match made {
+        Ok(made) => made,
+        Err(error @ (AdminError::ScopeLimit(_) | AdminError::Token(_))) => {
+            return tokens_page(&session, &state, None, Some(error.to_string())).await
+        }
+        Err(error) => return Err(admin_error(error)),
+    };
+    tracing::info!(target: "audit", event = "access_token_created", realm = %session.realm(), by = %session.user.username, user = %session.user.username, token_id = %made.id);
+    let registry = match state.settings.registry.as_str() {
+        "" => "REGISTRY",
+        host => host,
+    };
+    let created = Created {
+        name: name.to_string(),
+        secret: made.secret.expose_secret().to_owned(),
+        login: format!(
+            "docker login -u {} --password-stdin {registry}",
+            session.user.username
+        ),
+    };
+    tokens_page(&session, &state, Some(created), None).await
+}
+
+pub async fn revoke_token(
+    session: Session,
+    state: State,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    session.check_csrf(&form.csrf)?;
+    let id = path.into_inner();
+    let own = admin::tokens::list(
+        &state.store,
+        session.realm(),
+        Some(&session.user.username),
+        unix_now(),
+    )
+    .await
+    .map_err(admin_error)?
+    .iter()
+    .any(|token| token.record.id == id);
+    if !own {
+        return Err(ConsoleError::NotFound);
+    }
+    admin::tokens::revoke(&state.store, session.realm(), &id)
+        .await
+        .map_err(admin_error)?;
+    tracing::info!(target: "audit", event = "token_revoked", realm = %session.realm(), by = %session.user.username, token_id = %id);
+    Ok(see_other("/console/tokens"))
+}
+
+fn admin_error(error: AdminError) -> ConsoleError {
+    match error {
+        AdminError::Store(error) => error.into(),
+        AdminError::NoSuchUser { .. } | AdminError::NoSuchRealm(_) => ConsoleError::NotFound,
+        other => {
+            tracing::error!(error = %other, "console request failed");
+            ConsoleError::Unavailable
+        }
+    }
+}
+
+/// One user as the admin page shows them.
+struct UserRow {
+    name: String,
+    role: &'static str,
+    kind: &'static str,
+    state: &'static str,
+    groups: String,
+}
+
+/// One lockout as the admin page shows it; `user` when it is an account of this realm.
+struct LockoutRow {
+    subject: String,
+    failures: i64,
+    locked_until: String,
+    user: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    nav: Option<Nav>,
+    csrf: String,
+    realm: String,
+    message: Option<String>,
+    users: Vec<UserRow>,
+    lockouts: Vec<LockoutRow>,
+    explain_user: String,
+    explain_scope: String,
+    explanation: String,
+    registry_config: String,
+}
+
+/// What the admin page shows besides its lists.
+#[derive(Default)]
+struct AdminExtras {
+    message: Option<String>,
+    explain_user: String,
+    explain_scope: String,
+    explanation: String,
+}
+
+async fn admin_page(
+    session: &Session,
+    state: &ConsoleState,
+    app: &AppState,
+    extras: AdminExtras,
+) -> Result<HttpResponse, ConsoleError> {
+    if !session.is_admin() {
+        return Err(ConsoleError::Forbidden);
+    }
+    let realm = session.realm();
+    let groups = admin::groups::list(&state.store, realm)
+        .await
+        .map_err(admin_error)?;
+    let users = admin::users::list(&state.store, realm)
+        .await
+        .map_err(admin_error)?
+        .into_iter()
+        .map(|user| UserRow {
+            groups: groups
+                .iter()
+                .filter(|g| g.members.iter().any(|m| m == user.username.as_str()))
+                .map(|g| g.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+            name: user.username.to_string(),
+            role: user.role.as_str(),
+            kind: user.kind.as_str(),
+            state: if user.disabled { "disabled" } else { "enabled" },
+        })
+        .collect();
+    let own_prefix = format!("account:{realm}/");
+    let lockouts = admin::lockouts::list(&state.store, unix_now(), state.reset_after_secs)
+        .await
+        .map_err(admin_error)?
+        .into_iter()
+        .filter(|l| l.subject.starts_with(&own_prefix) || l.subject.starts_with("address:"))
+        .map(|l| LockoutRow {
+            user: l.subject.strip_prefix(&own_prefix).map(str::to_owned),
+            locked_until: date(l.locked_until),
+            failures: l.failures,
+            subject: l.subject,
+        })
+        .collect();
+    let registry_config = match app.realms.get(realm).await {
+        Ok(Some(loaded)) => loaded.registry_config(),
+        _ => String::new(),
+    };
+    let status = if extras
+        .message
+        .as_deref()
+        .is_some_and(|m| m.starts_with("Refused"))
+    {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(page(
+        status,
+        &AdminPage {
+            nav: Some(Nav::of(session)),
+            csrf: session.csrf.clone(),
+            realm: realm.to_string(),
+            message: extras.message,
+            users,
+            lockouts,
+            explain_user: extras.explain_user,
+            explain_scope: extras.explain_scope,
+            explanation: extras.explanation,
+            registry_config,
+        },
+    ))
+}
+
+pub async fn admin(session: Session, state: State, app: App) -> Result<HttpResponse, ConsoleError> {
+    admin_page(&session, &state, &app, AdminExtras::default()).await
+}
+
+#[derive(Deserialize)]
+pub struct MemberForm {
+    #[serde(default)]
+    csrf: String,
+    user: String,
+    group: String,
+}
+
+pub async fn add_member(
+    session: Session,
+    state: State,
+    app: App,
+    form: web::Form<MemberForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    session.check_csrf(&form.csrf)?;
+    if !session.is_admin() {
+        return Err(ConsoleError::Forbidden);
+    }
+    let realm = session.realm();
+    let parsed = Username::parse(form.user.trim())
+        .map_err(|e| e.to_string())
+        .and_then(|user| {
+            GroupName::parse(form.group.trim())
+                .map(|group| (user, group))
+                .map_err(|e| e.to_string())
+        });
+    let message = match parsed {
+        Err(reason) => format!("Refused: {reason}"),
+        Ok((user, group)) => {
+            // The group is made when missing; one that exists already is fine.
+            match admin::groups::add(&state.store, realm, &group).await {
+                Ok(()) | Err(AdminError::Store(crate::store::StoreError::Conflict(_))) => {}
+                Err(error) => return Err(admin_error(error)),
+            }
+            match admin::groups::set_member(&state.store, realm, &group, &user, true).await {
+                Ok(()) => {
+                    tracing::info!(target: "audit", event = "group_member_added", realm = %realm, by = %session.user.username, user = %user, group = %group);
+                    format!("{user} is in group {group}.")
+                }
+                Err(error) => format!("Refused: {error}"),
+            }
+        }
+    };
+    let extras = AdminExtras {
+        message: Some(message),
+        ..AdminExtras::default()
+    };
+    admin_page(&session, &state, &app, extras).await
+}
+
+#[derive(Deserialize)]
+pub struct ExplainForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user: String,
+    scope: String,
+}
+
+pub async fn explain(
+    session: Session,
+    state: State,
+    app: App,
+    form: web::Form<ExplainForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    session.check_csrf(&form.csrf)?;
+    if !session.is_admin() {
+        return Err(ConsoleError::Forbidden);
+    }
+    let user_text = form.user.trim();
+    let user = match user_text {
+        "" => Ok(None),
+        name => Username::parse(name).map(Some).map_err(|e| e.to_string()),
+    };
+    let explanation = match user {
+        Err(reason) => format!("Refused: {reason}"),
+        Ok(user) => {
+            let file = state.policy_files.get(session.realm());
+            match admin::policy::explain(
+                &state.store,
+                file.map(std::path::PathBuf::as_path),
+                session.realm(),
+                user.as_ref(),
+                &[form.scope.trim().to_owned()],
+            )
+            .await
+            {
+                Ok(explained) => explained
+                    .decisions
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Err(error @ AdminError::Store(_)) => return Err(admin_error(error)),
+                Err(error) => format!("Refused: {error}"),
+            }
+        }
+    };
+    let extras = AdminExtras {
+        explain_user: user_text.to_owned(),
+        explain_scope: form.scope.trim().to_owned(),
+        explanation,
+        ..AdminExtras::default()
+    };
+    admin_page(&session, &state, &app, extras).await
+}
+
+#[derive(Deserialize)]
+pub struct UnlockForm {
+    #[serde(default)]
+    csrf: String,
+    user: String,
+}
+
+pub async fn unlock(
+    session: Session,
+    state: State,
+    app: App,
+    form: web::Form<UnlockForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    session.check_csrf(&form.csrf)?;
+    if !session.is_admin() {
+        return Err(ConsoleError::Forbidden);
+    }
+    let message = match Username::parse(form.user.trim()) {
+        Err(error) => format!("Refused: {error}"),
+        Ok(user) => {
+            let target = LockoutTarget::Account {
+                realm: session.realm().clone(),
+                user: user.clone(),
+            };
+            match admin::lockouts::clear(&state.store, &target).await {
+                Ok(()) => format!("{user} is unlocked."),
+                Err(error @ AdminError::Store(_)) => return Err(admin_error(error)),
+                Err(error) => format!("Refused: {error}"),
+            }
+        }
+    };
+    let extras = AdminExtras {
+        message: Some(message),
+        ..AdminExtras::default()
+    };
+    admin_page(&session, &state, &app, extras).await
+}
