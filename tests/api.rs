@@ -10,6 +10,7 @@ mod api {
     mod admin_api;
     mod changes;
     mod connections;
+    mod console_sessions;
     mod errors;
     mod imported_hashes;
     mod keys;

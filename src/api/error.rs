@@ -27,6 +27,9 @@ pub enum ApiError {
     /// The body or a parameter does not parse, or a value is out of range.
     #[error("{0}")]
     Invalid(String),
+    /// A body over `server.max_body_bytes`.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
     /// It contradicts what is stored (it exists already, a key is pending...).
     #[error("{0}")]
     Conflict(String),
@@ -43,6 +46,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::NoSuchRoute(_) => "no_such_route",
             ApiError::Invalid(_) => "invalid",
+            ApiError::TooLarge(_) => "too_large",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable => "unavailable",
         }
@@ -67,6 +71,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NoSuchRoute(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }

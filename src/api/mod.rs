@@ -14,6 +14,7 @@ pub mod page;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use self::error::ApiError;
@@ -101,7 +102,12 @@ routes! {
 pub fn routes(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     let json = web::JsonConfig::default()
         .limit(max_body_bytes)
-        .error_handler(|error, _| ApiError::Invalid(error.to_string()).into());
+        .error_handler(move |error, _| match error {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                ApiError::TooLarge(max_body_bytes).into()
+            }
+            other => ApiError::Invalid(other.to_string()).into(),
+        });
     let path = web::PathConfig::default()
         .error_handler(|error, _| ApiError::Invalid(error.to_string()).into());
     let query = web::QueryConfig::default()

@@ -8,8 +8,9 @@ use serde_json::{json, Map, Value};
 use super::{Route, PREFIX, ROUTES};
 
 /// The failures every authenticated route may answer, with what each means.
-const FAILURES: [(u16, &str); 6] = [
+const FAILURES: [(u16, &str); 7] = [
     (400, "The body or a parameter is invalid."),
+    (413, "The body is larger than server.max_body_bytes."),
     (401, "No access token with the admin scope of this realm."),
     (403, "The caller's role does not allow it."),
     (404, "No such realm, user, group, grant, token or key."),
@@ -53,7 +54,7 @@ pub fn document() -> Value {
                                 "code": {
                                     "type": "string",
                                     "enum": ["unauthenticated", "forbidden", "not_found",
-                                        "no_such_route", "invalid", "conflict", "unavailable"],
+                                        "no_such_route", "invalid", "too_large", "conflict", "unavailable"],
                                 },
                                 "message": { "type": "string" },
                             },

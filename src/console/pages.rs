@@ -724,7 +724,10 @@ pub async fn unlock(
                 user: user.clone(),
             };
             match admin::lockouts::clear(&state.store, &target).await {
-                Ok(()) => format!("{user} is unlocked."),
+                Ok(()) => {
+                    tracing::info!(target: "audit", event = "lockout_cleared", realm = %session.realm(), by = %session.user.username, user = %user);
+                    format!("{user} is unlocked.")
+                }
                 Err(error @ AdminError::Store(_)) => return Err(admin_error(error)),
                 Err(error) => format!("Refused: {error}"),
             }

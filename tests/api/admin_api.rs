@@ -381,6 +381,10 @@ async fn admins_manage_users_groups_and_grants_and_explain_the_policy(app: TestA
     }
     let (status, answer) = call(&app, Method::POST, "/realms/default/users", r, None).await;
     assert_eq!((status, code(&answer)), (400, "invalid"), "no body");
+    let huge =
+        json!({"name": "x".repeat(app.settings.server.max_body_bytes), "password": "pw-pw-pw"});
+    let (status, answer) = post("/realms/default/users", huge).await;
+    assert_eq!((status, code(&answer)), (413, "too_large"));
 
     let (status, answer) = call(&app, Method::GET, "/realms/default/users/nobody", r, None).await;
     assert_eq!((status, code(&answer)), (404, "not_found"));
