@@ -635,6 +635,69 @@ pub async fn explain(
 }
 
 #[derive(Serialize)]
+struct MappingView {
+    uid: i64,
+    user: String,
+}
+
+pub async fn list_munge(
+    Admin(caller): Admin,
+    state: Data,
+    path: web::Path<(String, String)>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let platform = &path.1;
+    let views: Vec<MappingView> = admin::munge::list(&state.store, &caller.realm)
+        .await?
+        .into_iter()
+        .filter(|m| &m.platform == platform)
+        .map(|m| MappingView {
+            uid: m.uid,
+            user: m.user,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(query.page(views, |m| format!("{:020}", m.uid))?))
+}
+
+/// The user a uid maps to.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingBody {
+    user: String,
+}
+
+fn uid_in(path: &web::Path<(String, String, String)>) -> Result<u32, ApiError> {
+    path.2
+        .parse()
+        .map_err(|_| ApiError::Invalid(format!("{:?} is not a uid (0 to 4294967295)", path.2)))
+}
+
+pub async fn map_munge(
+    Admin(caller): Admin,
+    state: Data,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<MappingBody>,
+) -> Result<HttpResponse, ApiError> {
+    let uid = uid_in(&path)?;
+    let user = parse(Username::parse, &body.user)?;
+    find_user(&state, &caller, &user).await?;
+    admin::munge::map(&state.store, &caller.realm, &path.1, uid, &user).await?;
+    tracing::info!(target: "audit", event = "munge_mapped", realm = %caller.realm, by = %caller.user, platform = %path.1, uid, user = %user);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn unmap_munge(
+    Admin(caller): Admin,
+    state: Data,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let uid = uid_in(&path)?;
+    admin::munge::unmap(&state.store, &caller.realm, &path.1, uid).await?;
+    tracing::info!(target: "audit", event = "munge_unmapped", realm = %caller.realm, by = %caller.user, platform = %path.1, uid);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize)]
 struct LockoutView {
     subject: String,
     failures: i64,

@@ -93,6 +93,9 @@ routes! {
     delete "/realms/{realm}/tokens/{id}" "user" 204 revoke_token "Revoke a token (a user: only their own).";
     get "/realms/{realm}/keys" "admin" 200 list_keys "The realm's signing keys and their states (public parts only).";
     post "/realms/{realm}/policy/explain" "admin" 200 explain "Which of the scopes a user (or anonymous) would be granted, and why.";
+    get "/realms/{realm}/munge/{platform}" "admin" 200 list_munge "A platform's MUNGE uid mappings, by uid.";
+    put "/realms/{realm}/munge/{platform}/{uid}" "admin" 204 map_munge "Map a platform's uid to a user.";
+    delete "/realms/{realm}/munge/{platform}/{uid}" "admin" 204 unmap_munge "Remove a uid's mapping.";
     get "/realms/{realm}/lockouts" "admin" 200 list_lockouts "Accounts and addresses whose failed passwords still count.";
     delete "/realms/{realm}/lockouts/users/{user}" "admin" 204 clear_user_lockout "Forget a user's failures, lifting the lock.";
 }

@@ -101,6 +101,8 @@ fn sample_path(path: &str) -> String {
         .replace("{user}", "alice")
         .replace("{group}", "devs")
         .replace("{id}", "1")
+        .replace("{platform}", "perlmutter")
+        .replace("{uid}", "1000")
 }
 
 fn method(name: &str) -> Method {
@@ -584,10 +586,44 @@ async fn a_token_made_through_the_api_works_at_the_token_endpoint_until_revoked(
     assert_eq!((status, code(&answer)), (404, "not_found"));
 }
 
-/// The key list names the active key; failed passwords show in the lockout list until cleared.
+/// The key list names the active key; failed passwords show in the lockout list until cleared;
+/// MUNGE uids map to users and back.
 async fn admins_see_keys_and_clear_lockouts(app: TestApp) {
     let (root, _) = people(&app).await;
     let r = Some(root.as_str());
+    let uid = "/realms/default/munge/perlmutter/1000";
+    let map = |user: &str| Some(json!({ "user": user }));
+    assert_eq!(call(&app, Method::PUT, uid, r, map("alice")).await.0, 204);
+    let (status, answer) = call(&app, Method::PUT, uid, r, map("nobody")).await;
+    assert_eq!((status, code(&answer)), (404, "not_found"));
+    let (status, answer) = call(
+        &app,
+        Method::PUT,
+        "/realms/default/munge/perlmutter/-1",
+        r,
+        map("alice"),
+    )
+    .await;
+    assert_eq!((status, code(&answer)), (400, "invalid"));
+    let (_, listed) = call(
+        &app,
+        Method::GET,
+        "/realms/default/munge/perlmutter",
+        r,
+        None,
+    )
+    .await;
+    assert_eq!(listed["items"], json!([{"uid": 1000, "user": "alice"}]));
+    assert_eq!(call(&app, Method::DELETE, uid, r, None).await.0, 204);
+    let (_, listed) = call(
+        &app,
+        Method::GET,
+        "/realms/default/munge/perlmutter",
+        r,
+        None,
+    )
+    .await;
+    assert_eq!(listed["items"], json!([]));
     let (status, keys) = call(&app, Method::GET, "/realms/default/keys", r, None).await;
     assert_eq!(status, 200);
     assert_eq!(keys["items"][0]["state"], "active");
