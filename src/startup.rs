@@ -144,7 +144,7 @@ impl Application {
         let directories = Arc::new(Directories::load(settings, &metrics)?);
         let issuers = Arc::new(Issuers::load(settings)?);
         let hasher = Hasher::new(&settings.passwords)?;
-        let hasher_for_api = hasher.clone();
+        let admin_hasher = hasher.clone();
         let verifier = Verifier::new(hasher, &settings.passwords, settings.password_check_slots())?;
         let authenticator = Authenticator::new(
             store.clone(),
@@ -177,7 +177,7 @@ impl Application {
 
         let api = web::Data::new(ApiState {
             store: state.store.clone(),
-            hasher: hasher_for_api,
+            hasher: admin_hasher.clone(),
             place: KeyPlace {
                 keys_dir: settings.keys.dir.clone(),
                 public_url: settings.public_url(),
@@ -188,6 +188,7 @@ impl Application {
         let console = web::Data::new(ConsoleState {
             store: state.store.clone(),
             authenticator,
+            hasher: admin_hasher,
             settings: settings.console.clone(),
             secure: settings.public_url().starts_with("https://"),
             policy_files: settings.policy_files(),

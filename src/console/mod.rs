@@ -32,6 +32,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub struct ConsoleState {
     pub store: Store,
     pub authenticator: Authenticator,
+    /// Hashes the passwords of users added from the admin page.
+    pub hasher: crate::auth::password::Hasher,
     pub settings: ConsoleSettings,
     /// Cookies are `Secure`: the console is served over HTTPS.
     pub secure: bool,
@@ -110,7 +112,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/tokens", web::post().to(pages::create_token))
             .route("/tokens/{id}/revoke", web::post().to(pages::revoke_token))
             .route("/admin", web::get().to(pages::admin))
+            .route("/admin/users", web::post().to(pages::add_user))
             .route("/admin/members", web::post().to(pages::add_member))
+            .route("/admin/grants", web::post().to(pages::add_grant))
+            .route(
+                "/admin/grants/{id}/remove",
+                web::post().to(pages::remove_grant),
+            )
             .route("/admin/explain", web::post().to(pages::explain))
             .route("/admin/unlock", web::post().to(pages::unlock))
             .route("/static/console.css", web::get().to(pages::stylesheet))

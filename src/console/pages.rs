@@ -10,14 +10,16 @@ use serde::Deserialize;
 
 use super::session::{self, Session};
 use super::{ConsoleError, ConsoleState, SIGN_IN};
+use crate::admin::grants::NewGrant;
 use crate::admin::lockouts::LockoutTarget;
 use crate::admin::tokens::{Lifetime, NewAccessToken, TokenState};
+use crate::admin::users::{Login, NewPassword, NewUser};
 use crate::admin::{self, AdminError};
 use crate::auth::{AuthnError, Binding, Credentials, Method};
 use crate::http::{client_addr, AppState};
 use crate::names::{GroupName, RealmName, TokenName, Username};
 use crate::realm::DEFAULT_REALM;
-use crate::store::{unix_now, TokenKind, TokenRecord};
+use crate::store::{unix_now, Role, StoreError, TokenKind, TokenRecord};
 
 type State = web::Data<ConsoleState>;
 type App = web::Data<AppState>;
@@ -483,6 +485,12 @@ struct UserRow {
     groups: String,
 }
 
+/// One stored grant as the admin page shows it.
+struct GrantRow {
+    id: i64,
+    rule: String,
+}
+
 /// One lockout as the admin page shows it; `user` when it is an account of this realm.
 struct LockoutRow {
     subject: String,
@@ -499,6 +507,7 @@ struct AdminPage {
     realm: String,
     message: Option<String>,
     users: Vec<UserRow>,
+    grants: Vec<GrantRow>,
     lockouts: Vec<LockoutRow>,
     explain_user: String,
     explain_scope: String,
@@ -545,6 +554,18 @@ async fn admin_page(
             state: if user.disabled { "disabled" } else { "enabled" },
         })
         .collect();
+    let grants = admin::grants::list(&state.store, realm)
+        .await
+        .map_err(admin_error)?
+        .into_iter()
+        .map(|grant| GrantRow {
+            id: grant.id,
+            rule: match grant.rule {
+                Ok(rule) => rule.to_string(),
+                Err(error) => format!("(no longer valid: {error})"),
+            },
+        })
+        .collect();
     let own_prefix = format!("account:{realm}/");
     let lockouts = admin::lockouts::list(&state.store, unix_now(), state.reset_after_secs)
         .await
@@ -579,6 +600,7 @@ async fn admin_page(
             realm: realm.to_string(),
             message: extras.message,
             users,
+            grants,
             lockouts,
             explain_user: extras.explain_user,
             explain_scope: extras.explain_scope,
@@ -738,4 +760,142 @@ pub async fn unlock(
         ..AdminExtras::default()
     };
     admin_page(&session, &state, &app, extras).await
+}
+
+/// Answers an admin form with the admin page and what became of it.
+async fn admin_result(
+    session: &Session,
+    state: &ConsoleState,
+    app: &AppState,
+    message: String,
+) -> Result<HttpResponse, ConsoleError> {
+    let extras = AdminExtras {
+        message: Some(message),
+        ..AdminExtras::default()
+    };
+    admin_page(session, state, app, extras).await
+}
+
+/// Refuses a form without this session's CSRF token, or from anyone but an admin.
+fn admin_form(session: &Session, csrf: &str) -> Result<(), ConsoleError> {
+    session.check_csrf(csrf)?;
+    if session.is_admin() {
+        Ok(())
+    } else {
+        Err(ConsoleError::Forbidden)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    kind: String,
+    password: Option<SecretString>,
+    role: String,
+}
+
+pub async fn add_user(
+    session: Session,
+    state: State,
+    app: App,
+    form: web::Form<NewUserForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_form(&session, &form.csrf)?;
+    let form = form.into_inner();
+    let role = match form.role.as_str() {
+        "admin" => Role::Admin,
+        _ => Role::User,
+    };
+    let login = match form.kind.as_str() {
+        "robot" => Ok(Login::Robot),
+        _ => NewPassword::parse(form.password.unwrap_or_else(|| SecretString::from("")))
+            .map(Login::Password),
+    };
+    let outcome = match (Username::parse(form.name.trim()), login) {
+        (Err(error), _) => Err(error.to_string()),
+        (_, Err(error)) => Err(error.to_string()),
+        (Ok(name), Ok(login)) => {
+            let user = NewUser {
+                realm: session.realm().clone(),
+                name: name.clone(),
+                role,
+                login,
+            };
+            match admin::users::add(&state.store, &state.hasher, user).await {
+                Ok(()) => {
+                    tracing::info!(target: "audit", event = "user_added", realm = %session.realm(), by = %session.user.username, user = %name);
+                    Ok(format!("{name} is added."))
+                }
+                Err(error @ AdminError::Store(StoreError::Database(_))) => {
+                    return Err(admin_error(error))
+                }
+                Err(error) => Err(error.to_string()),
+            }
+        }
+    };
+    let message = outcome.unwrap_or_else(|reason| format!("Refused: {reason}"));
+    admin_result(&session, &state, &app, message).await
+}
+
+#[derive(Deserialize)]
+pub struct NewGrantForm {
+    #[serde(default)]
+    csrf: String,
+    subject: String,
+    name: String,
+    actions: String,
+    effect: String,
+}
+
+pub async fn add_grant(
+    session: Session,
+    state: State,
+    app: App,
+    form: web::Form<NewGrantForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_form(&session, &form.csrf)?;
+    let form = form.into_inner();
+    let grant = NewGrant {
+        subject: form.subject.trim().to_owned(),
+        resource: "repository".to_owned(),
+        name: form.name.trim().to_owned(),
+        actions: form
+            .actions
+            .split(',')
+            .map(|action| action.trim().to_owned())
+            .filter(|action| !action.is_empty())
+            .collect(),
+        effect: form.effect.trim().to_owned(),
+    };
+    let message = match admin::grants::add(&state.store, session.realm(), grant).await {
+        Ok((id, rule)) => {
+            tracing::info!(target: "audit", event = "grant_added", realm = %session.realm(), by = %session.user.username, grant = id, rule = %rule);
+            format!("Grant {id} added: {rule}")
+        }
+        Err(error @ AdminError::Store(StoreError::Database(_))) => return Err(admin_error(error)),
+        Err(error) => format!("Refused: {error}"),
+    };
+    admin_result(&session, &state, &app, message).await
+}
+
+pub async fn remove_grant(
+    session: Session,
+    state: State,
+    app: App,
+    path: web::Path<i64>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_form(&session, &form.csrf)?;
+    let id = path.into_inner();
+    let message = match admin::grants::remove(&state.store, session.realm(), id).await {
+        Ok(()) => {
+            tracing::info!(target: "audit", event = "grant_removed", realm = %session.realm(), by = %session.user.username, grant = id);
+            format!("Grant {id} removed.")
+        }
+        Err(error @ AdminError::Store(StoreError::Database(_))) => return Err(admin_error(error)),
+        Err(error) => format!("Refused: {error}"),
+    };
+    admin_result(&session, &state, &app, message).await
 }
