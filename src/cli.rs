@@ -563,6 +563,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
+    app.keep_audit_trail();
     tracing::info!(port = app.port(), "listening on {}", settings.server.listen);
     if let Some(warning) = settings.public_url_warning() {
         tracing::warn!("{warning}");

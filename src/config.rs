@@ -42,6 +42,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub tls: TlsSettings,
     pub console: ConsoleSettings,
+    pub audit: AuditSettings,
     /// Per-realm settings, keyed by realm name (`[realms.default]`). Realms themselves are
     /// database records (`portcullis realm add`); this only adds file-based settings to them.
     pub realms: BTreeMap<String, RealmSettings>,
@@ -66,6 +67,25 @@ impl Default for ConsoleSettings {
             idle_timeout_secs: 1_800,
             absolute_timeout_secs: 43_200,
             registry: String::new(),
+        }
+    }
+}
+
+/// `[audit]`: the recent audit trail that the admin API and the console show (`crate::audit`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// How long an audit event stays in the database; 0 keeps none (the log has them all).
+    pub keep_secs: u64,
+}
+
+/// Longest `audit.keep_secs`: a year.
+pub const MAX_AUDIT_KEEP_SECS: u64 = 366 * 86_400;
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            keep_secs: 7 * 86_400,
         }
     }
 }
@@ -802,6 +822,12 @@ impl Settings {
             return invalid(
                 "console",
                 "idle_timeout_secs must be at least 60 and at most absolute_timeout_secs",
+            );
+        }
+        if self.audit.keep_secs > MAX_AUDIT_KEEP_SECS {
+            return invalid(
+                "audit.keep_secs",
+                &format!("must be at most {MAX_AUDIT_KEEP_SECS} (a year)"),
             );
         }
         let k = &self.keys;

@@ -13,7 +13,7 @@ use crate::config::TokenSettings;
 use crate::jwt::{Claims, Jwt, ResourceActions, SignError, MIN_TOKEN_TTL_SECS};
 use crate::keys::ring::{KeyRing, NoSigningKey};
 use crate::metrics::Metrics;
-use crate::names::{DirectoryName, IssuerName, MAX_USERNAME_LEN};
+use crate::names::{DirectoryName, IssuerName, RealmName, MAX_USERNAME_LEN};
 use crate::policy::authorize::{self, Authorization};
 use crate::policy::source::{Policies, PoliciesError};
 use crate::policy::RuleRef;
@@ -196,9 +196,10 @@ impl TokenService {
             }
         };
         let refresh_token = match (&principal.user, principal.method) {
-            (Some(user), Method::Password) if offline => {
-                Some(self.mint_refresh_token(user, client_id.as_deref()).await?)
-            }
+            (Some(user), Method::Password) if offline => Some(
+                self.mint_refresh_token(&realm.name, user, client_id.as_deref())
+                    .await?,
+            ),
             _ => None,
         };
         audit.granted(&principal, &granted, &rules);
@@ -214,6 +215,7 @@ impl TokenService {
     /// A refresh token for `user`, recorded (as a digest) with the client that asked for it.
     async fn mint_refresh_token(
         &self,
+        realm: &RealmName,
         user: &User,
         client_id: Option<&str>,
     ) -> Result<SecretString, IssueError> {
@@ -229,7 +231,7 @@ impl TokenService {
             },
         )
         .await?;
-        tracing::info!(target: "audit", event = "refresh_token_issued", user = %user.username, token_id = %created.id);
+        tracing::info!(target: "audit", event = "refresh_token_issued", realm = %realm, user = %user.username, token_id = %created.id);
         Ok(created.secret)
     }
 }

@@ -19,6 +19,7 @@ use tracing_actix_web::TracingLogger;
 use crate::admin::realms::KeyPlace;
 use crate::admin::{self, AdminError};
 use crate::api::{self, ApiState};
+use crate::audit::Trail;
 use crate::auth::ldap::{Directories, LoadError};
 use crate::auth::munge::{DoorError, MungeDoors};
 use crate::auth::oidc::{self, Issuers};
@@ -83,6 +84,8 @@ pub struct Application {
     port: u16,
     server: Server,
     realms: Vec<Arc<Realm>>,
+    /// The recent audit trail's writer; `None` when `audit.keep_secs` is 0.
+    trail: Option<Trail>,
 }
 
 impl Application {
@@ -104,6 +107,8 @@ impl Application {
         let store = Store::connect(&settings.database).await?;
         store.watch_changes();
         realm::bootstrap(&store).await?;
+        let trail = (settings.audit.keep_secs > 0)
+            .then(|| Trail::start(store.clone(), Duration::from_secs(settings.audit.keep_secs)));
         let realms = Realms::new(
             store.clone(),
             settings.keys.dir.clone(),
@@ -253,6 +258,7 @@ impl Application {
             port,
             server,
             realms: loaded,
+            trail,
         })
     }
 
@@ -264,6 +270,14 @@ impl Application {
     /// The realms loaded at start.
     pub fn realms(&self) -> &[Arc<Realm>] {
         &self.realms
+    }
+
+    /// Keeps this process's audit events in the database (`crate::audit`), unless
+    /// `audit.keep_secs` is 0. `serve` calls it: the events of a process are its own.
+    pub fn keep_audit_trail(&self) {
+        if let Some(trail) = &self.trail {
+            trail.keep();
+        }
     }
 
     /// Serves until the process is told to stop (SIGINT/SIGTERM).

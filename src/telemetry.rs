@@ -23,9 +23,12 @@ use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+use crate::audit::TrailLayer;
 use crate::config::LogFormat;
 
 /// Longest a log line waits in memory before it is written. One write per interval instead of one
@@ -36,7 +39,8 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 const FLUSH_BYTES: usize = 64 * 1024;
 
 /// Installs the global subscriber: `level` (or `RUST_LOG`) filters, lines go to stderr, colour only
-/// when stderr is a terminal and `NO_COLOR` is unset. Keep the guard until the program ends:
+/// when stderr is a terminal and `NO_COLOR` is unset; audit events also go to the recent audit
+/// trail once one is connected (`audit`). Keep the guard until the program ends:
 /// dropping it writes every line still waiting.
 pub fn init(format: LogFormat, level: &str) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
@@ -47,10 +51,20 @@ pub fn init(format: LogFormat, level: &str) -> LogGuard {
         .with_ansi(colour)
         .with_writer(stderr.clone());
     match format {
-        LogFormat::Human if colour => builder.init(),
-        LogFormat::Human => builder.event_format(Plain).fmt_fields(PlainFields).init(),
+        LogFormat::Human if colour => builder.finish().with(TrailLayer).init(),
+        LogFormat::Human => builder
+            .event_format(Plain)
+            .fmt_fields(PlainFields)
+            .finish()
+            .with(TrailLayer)
+            .init(),
         // The request's span (with its id) once, as `span`; the list of entered spans would repeat it.
-        LogFormat::Json => builder.json().with_span_list(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_span_list(false)
+            .finish()
+            .with(TrailLayer)
+            .init(),
     }
     LogGuard(stderr)
 }

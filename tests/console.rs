@@ -285,6 +285,30 @@ async fn a_person_makes_a_token_pushes_with_it_and_revokes_it_and_an_admin_grant
         .await
         .unwrap();
     assert!(block.contains("rootcertbundle:"), "{block}");
+    // The recent audit events show what was just done, and the token requests before it.
+    let mut events = String::new();
+    for _ in 0..100 {
+        client.goto(&format!("{base}/console/admin")).await.unwrap();
+        events = match client.find(Locator::Id("events")).await {
+            Ok(table) => table.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if events.contains("group_member_added") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for expected in [
+        "group_member_added",
+        "by=root",
+        "console_signed_in",
+        "access_token_created",
+        "token_revoked",
+        "granted",
+        "refused",
+    ] {
+        assert!(events.contains(expected), "{expected} not in {events}");
+    }
     screenshot(&client, "admin").await;
 
     // A user never reaches the admin page.

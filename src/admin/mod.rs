@@ -1,8 +1,9 @@
 //! The operator's use cases: realms, users, groups, grants, policy explanations, MUNGE mappings,
-//! lockouts, imports, tokens and keys, each a function from parsed input to a typed result or an
+//! lockouts, imports, tokens, keys and the recent audit trail, each a function from parsed input to a typed result or an
 //! [`AdminError`]. No terminal and no argument parsing here: `cli.rs` reads arguments and prints,
 //! and any other front end calls the same functions with the same guarantees.
 
+pub mod audit;
 pub mod grants;
 pub mod groups;
 pub mod imports;
@@ -105,6 +106,9 @@ pub enum AdminError {
     Issuer(String),
     #[error("the password is empty")]
     EmptyPassword,
+    /// An audit event name to filter by that no event has.
+    #[error("an event name is 1 to {} of a-z, 0-9 and _", audit::MAX_EVENT_NAME)]
+    EventName,
     #[error("the password is longer than {MAX_PASSWORD_LEN} bytes")]
     LongPassword,
     /// An access token lifetime that is not a number with a unit, or is out of range.

@@ -129,6 +129,7 @@ impl From<AdminError> for ApiError {
             | E::PasswordLikeToken
             | E::PasswordLikeMunge
             | E::PasswordLikeJwt
+            | E::EventName
             | E::Lifetime => ApiError::Invalid(text),
             other => unavailable(&other),
         }

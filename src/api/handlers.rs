@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::caller::{Admin, Caller};
 use super::error::ApiError;
-use super::page::PageQuery;
+use super::page::{self, Page, PageQuery};
 use super::{openapi, ApiState};
 use crate::admin::grants::NewGrant;
 use crate::admin::lockouts::LockoutTarget;
@@ -173,6 +173,7 @@ pub async fn add_user(
         login,
     };
     admin::users::add(&state.store, &state.hasher, user).await?;
+    tracing::info!(target: "audit", event = "user_added", realm = %caller.realm, by = %caller.user, user = %name);
     let stored = find_user(&state, &caller, &name).await?;
     Ok(HttpResponse::Created().json(UserView::from(stored)))
 }
@@ -218,10 +219,13 @@ pub async fn change_user(
     let name = user_in(&path)?;
     find_user(&state, &caller, &name).await?;
     if let Some(role) = body.role {
-        admin::users::set_role(&state.store, &caller.realm, &name, role.into()).await?;
+        let role = role.into();
+        admin::users::set_role(&state.store, &caller.realm, &name, role).await?;
+        tracing::info!(target: "audit", event = "user_role_set", realm = %caller.realm, by = %caller.user, user = %name, role = role.as_str());
     }
     if let Some(disabled) = body.disabled {
         admin::users::set_disabled(&state.store, &caller.realm, &name, disabled).await?;
+        tracing::info!(target: "audit", event = if disabled { "user_disabled" } else { "user_enabled" }, realm = %caller.realm, by = %caller.user, user = %name);
     }
     Ok(HttpResponse::Ok().json(UserView::from(find_user(&state, &caller, &name).await?)))
 }
@@ -238,6 +242,7 @@ pub async fn delete_user(
         ));
     }
     admin::users::delete(&state.store, &caller.realm, &name).await?;
+    tracing::info!(target: "audit", event = "user_deleted", realm = %caller.realm, by = %caller.user, user = %name);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -276,6 +281,7 @@ pub async fn add_group(
 ) -> Result<HttpResponse, ApiError> {
     let name = parse(GroupName::parse, &body.name)?;
     admin::groups::add(&state.store, &caller.realm, &name).await?;
+    tracing::info!(target: "audit", event = "group_added", realm = %caller.realm, by = %caller.user, group = %name);
     Ok(HttpResponse::Created().json(GroupView {
         name: name.to_string(),
         members: Vec::new(),
@@ -289,6 +295,7 @@ pub async fn delete_group(
 ) -> Result<HttpResponse, ApiError> {
     let group = parse(GroupName::parse, &path.1)?;
     admin::groups::delete(&state.store, &caller.realm, &group).await?;
+    tracing::info!(target: "audit", event = "group_deleted", realm = %caller.realm, by = %caller.user, group = %group);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -301,6 +308,12 @@ async fn set_member(
     let group = parse(GroupName::parse, &path.1)?;
     let user = parse(Username::parse, &path.2)?;
     admin::groups::set_member(&state.store, &caller.realm, &group, &user, member).await?;
+    let event = if member {
+        "group_member_added"
+    } else {
+        "group_member_removed"
+    };
+    tracing::info!(target: "audit", event, realm = %caller.realm, by = %caller.user, user = %user, group = %group);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -384,6 +397,7 @@ pub async fn add_grant(
         effect: body.effect,
     };
     let (id, rule) = admin::grants::add(&state.store, &caller.realm, grant).await?;
+    tracing::info!(target: "audit", event = "grant_added", realm = %caller.realm, by = %caller.user, grant = id, rule = %rule);
     Ok(HttpResponse::Created().json(GrantView {
         id,
         rule: rule.to_string(),
@@ -401,6 +415,7 @@ pub async fn remove_grant(
         .parse()
         .map_err(|_| ApiError::Invalid(format!("{:?} is not a grant id", path.1)))?;
     admin::grants::remove(&state.store, &caller.realm, id).await?;
+    tracing::info!(target: "audit", event = "grant_removed", realm = %caller.realm, by = %caller.user, grant = id);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -738,5 +753,32 @@ pub async fn clear_user_lockout(
         user,
     };
     admin::lockouts::clear(&state.store, &target).await?;
+    tracing::info!(target: "audit", event = "lockout_cleared", realm = %caller.realm, by = %caller.user, user = %path.1);
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub struct AuditEventsQuery {
+    limit: Option<usize>,
+    before: Option<i64>,
+    event: Option<String>,
+}
+
+pub async fn recent_audit_events(
+    Admin(caller): Admin,
+    state: Data,
+    query: web::Query<AuditEventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let limit = page::limit(query.limit)?;
+    let event = query
+        .event
+        .as_deref()
+        .map(admin::audit::parse_event_name)
+        .transpose()?;
+    let mut items =
+        admin::audit::recent(&state.store, &caller.realm, query.before, event, limit + 1).await?;
+    let next = (items.len() > limit).then(|| items[limit - 1].id.to_string());
+    items.truncate(limit);
+    Ok(HttpResponse::Ok().json(Page { items, next }))
 }

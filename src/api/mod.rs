@@ -98,6 +98,7 @@ routes! {
     delete "/realms/{realm}/munge/{platform}/{uid}" "admin" 204 unmap_munge "Remove a uid's mapping.";
     get "/realms/{realm}/lockouts" "admin" 200 list_lockouts "Accounts and addresses whose failed passwords still count.";
     delete "/realms/{realm}/lockouts/users/{user}" "admin" 204 clear_user_lockout "Forget a user's failures, lifting the lock.";
+    get "/realms/{realm}/audit-events" "admin" 200 recent_audit_events "The realm's recent audit events, newest first (?before=ID, ?event=NAME).";
 }
 
 /// Registers the API under [`PREFIX`], with JSON bodies of at most `max_body_bytes` whose errors

@@ -7,6 +7,9 @@ use serde_json::{json, Map, Value};
 
 use super::{Route, PREFIX, ROUTES};
 
+/// The one list that goes newest first, paged by `before` (`page`).
+const RECENT_AUDIT_EVENTS: &str = "recent_audit_events";
+
 /// The failures every authenticated route may answer, with what each means.
 const FAILURES: [(u16, &str); 7] = [
     (400, "The body or a parameter is invalid."),
@@ -68,7 +71,7 @@ pub fn document() -> Value {
                         "items": { "type": "array" },
                         "next": {
                             "type": ["string", "null"],
-                            "description": "The `after` of the next page; null on the last.",
+                            "description": "The `after` of the next page (of the audit trail, its `before`); null on the last.",
                         },
                     },
                 },
@@ -83,6 +86,20 @@ fn operation(route: &Route) -> Value {
             json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } })
         })
         .collect();
+    if route.operation == RECENT_AUDIT_EVENTS {
+        parameters.push(json!({
+            "name": "limit", "in": "query", "required": false,
+            "schema": { "type": "integer", "minimum": 1, "maximum": super::page::MAX_LIMIT },
+        }));
+        parameters.push(json!({
+            "name": "before", "in": "query", "required": false, "schema": { "type": "integer" },
+            "description": "Only events older than the event with this id.",
+        }));
+        parameters.push(json!({
+            "name": "event", "in": "query", "required": false, "schema": { "type": "string" },
+            "description": "Only events of this name (granted, refused, grant_added, ...).",
+        }));
+    }
     if route.operation.starts_with("list_") {
         parameters.push(json!({
             "name": "limit", "in": "query", "required": false,
@@ -94,10 +111,12 @@ fn operation(route: &Route) -> Value {
     }
     let success = match route.status {
         204 => json!({ "description": "Done." }),
-        _ if route.operation.starts_with("list_") => json!({
-            "description": "A page of the list.",
-            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Page" } } },
-        }),
+        _ if route.operation.starts_with("list_") || route.operation == RECENT_AUDIT_EVENTS => {
+            json!({
+                "description": "A page of the list.",
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Page" } } },
+            })
+        }
         _ => json!({
             "description": "Done.",
             "content": { "application/json": { "schema": { "type": "object" } } },

@@ -1,6 +1,8 @@
 //! Lists come a page at a time: `?limit=N` (1 to 500, 100 by default) items in ascending order of
 //! their key, and `?after=KEY` for the page after the item with that key. The answer is
-//! `{"items": [...], "next": KEY or null}`: `next` is the `after` of the next page.
+//! `{"items": [...], "next": KEY or null}`: `next` is the `after` of the next page. The audit
+//! trail alone goes newest first: `?before=ID` for the page of older events, and `next` is its
+//! `before`.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,15 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// A page's length: `requested`, or [`DEFAULT_LIMIT`] when none.
+pub fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
+    match requested {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::Invalid(format!("limit must be 1 to {MAX_LIMIT}"))),
+    }
+}
+
 impl PageQuery {
     /// The page of `items` this query asks for, the items in ascending order of `key`.
     pub fn page<T>(
@@ -32,11 +43,7 @@ impl PageQuery {
         mut items: Vec<T>,
         key: impl Fn(&T) -> String,
     ) -> Result<Page<T>, ApiError> {
-        let limit = match self.limit {
-            None => DEFAULT_LIMIT,
-            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            Some(_) => return Err(ApiError::Invalid(format!("limit must be 1 to {MAX_LIMIT}"))),
-        };
+        let limit = limit(self.limit)?;
         items.sort_by_key(|item| key(item));
         if let Some(after) = &self.after {
             items.retain(|item| key(item) > *after);

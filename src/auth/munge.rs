@@ -194,7 +194,7 @@ impl Authenticator {
                 .munge_user(request.counters, &realm.name, &platform, decoded.uid())
                 .await?;
             let Some(account) = account else {
-                tracing::warn!(target: "audit", platform = %platform, uid = decoded.uid(), "munge: unmapped uid");
+                tracing::warn!(target: "audit", event = "munge_uid_unmapped", realm = %realm.name, platform = %platform, uid = decoded.uid(), "munge: unmapped uid");
                 return Err(AuthnError::Rejected("munge: unmapped uid"));
             };
             if account.record.disabled {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::session::{self, Session};
 use super::{ConsoleError, ConsoleState, SIGN_IN};
+use crate::admin::audit::AuditEvent;
 use crate::admin::grants::NewGrant;
 use crate::admin::lockouts::LockoutTarget;
 use crate::admin::tokens::{Lifetime, NewAccessToken, TokenState};
@@ -137,6 +138,8 @@ pub struct SignInForm {
 }
 
 /// What a person is told when sign-in fails, whatever was wrong (as at the token endpoint).
+/// Audit events the admin page shows.
+const RECENT_EVENTS: usize = 50;
 const BAD_SIGN_IN: &str = "Incorrect realm, user name or password.";
 
 pub async fn sign_in(
@@ -509,10 +512,43 @@ struct AdminPage {
     users: Vec<UserRow>,
     grants: Vec<GrantRow>,
     lockouts: Vec<LockoutRow>,
+    events: Vec<EventRow>,
     explain_user: String,
     explain_scope: String,
     explanation: String,
     registry_config: String,
+}
+
+/// One recent audit event on the admin page.
+struct EventRow {
+    at: String,
+    event: String,
+    level: String,
+    /// The fields that say something, `name=value` apart by spaces.
+    details: String,
+}
+
+impl EventRow {
+    fn of(event: AuditEvent) -> EventRow {
+        let details = match &event.fields {
+            serde_json::Value::Object(fields) => fields
+                .iter()
+                .filter(|(_, value)| !matches!(value, serde_json::Value::String(s) if s.is_empty()))
+                .map(|(name, value)| match value {
+                    serde_json::Value::String(text) => format!("{name}={text}"),
+                    other => format!("{name}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        };
+        EventRow {
+            at: event.at,
+            event: event.event,
+            level: event.level,
+            details,
+        }
+    }
 }
 
 /// What the admin page shows besides its lists.
@@ -579,6 +615,12 @@ async fn admin_page(
             subject: l.subject,
         })
         .collect();
+    let events = admin::audit::recent(&state.store, realm, None, None, RECENT_EVENTS)
+        .await
+        .map_err(admin_error)?
+        .into_iter()
+        .map(EventRow::of)
+        .collect();
     let registry_config = match app.realms.get(realm).await {
         Ok(Some(loaded)) => loaded.registry_config(),
         _ => String::new(),
@@ -602,6 +644,7 @@ async fn admin_page(
             users,
             grants,
             lockouts,
+            events,
             explain_user: extras.explain_user,
             explain_scope: extras.explain_scope,
             explanation: extras.explanation,

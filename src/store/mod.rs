@@ -9,6 +9,7 @@
 //! A stored value this code cannot read (an unknown role, kind or token header) is
 //! [`StoreError::Corrupt`], never a default.
 
+mod audit;
 pub mod changes;
 mod gather;
 mod grants;
@@ -30,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use self::audit::{AuditEventRecord, AuditQuery, NewAuditEvent};
 pub use self::grants::GrantRecord;
 pub use self::keys::SigningKeyRecord;
 pub use self::lockout::FailureRecord;

@@ -253,7 +253,7 @@ impl Authenticator {
                     self.store
                         .replace_imported_hash(found.record.id, &old, &new)
                         .await?;
-                    tracing::info!(target: "audit", user = %found.record.username, "imported bcrypt hash replaced with argon2id");
+                    tracing::info!(target: "audit", event = "password_hash_upgraded", realm = %found.record.realm, user = %found.record.username, "imported bcrypt hash replaced with argon2id");
                 }
                 Ok(principal(&found, Method::Password, None, Vec::new()))
             }
