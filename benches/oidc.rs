@@ -175,6 +175,7 @@ fn issuer_settings(jwks_file: &Path) -> OidcSettings {
             groups: vec![],
             groups_claim: None,
         }],
+        console: None,
     }
 }
 

@@ -117,7 +117,9 @@ pub struct OidcSettings {
     pub name: String,
     /// The `iss` claim, compared exactly; discovery reads `<issuer>/.well-known/openid-configuration`.
     pub issuer: String,
-    /// Accepted `aud` values: the token's audience (a string or a list) must hold one of them.
+    /// Accepted `aud` values of workload JWTs: the token's audience (a string or a list) must hold
+    /// one of them. May be empty only for an issuer that only signs people in to the console.
+    #[serde(default)]
     pub audiences: Vec<String>,
     /// The issuer's JWKS URL, instead of discovery.
     #[serde(default)]
@@ -152,6 +154,48 @@ pub struct OidcSettings {
     /// Claim rules, tried in order: the first whose conditions all hold maps the token.
     #[serde(default)]
     pub rules: Vec<OidcRuleSettings>,
+    /// People sign in to the web console with this issuer (`[realms.NAME.oidc.console]`).
+    #[serde(default)]
+    pub console: Option<OidcConsoleSettings>,
+}
+
+/// `[realms.NAME.oidc.console]`: the console's OpenID Connect client at this issuer. People sign
+/// in with the authorization code flow (PKCE, `state`, `nonce`); the ID token passes the issuer's
+/// checks and claim rules with the client id as its audience, and its groups count for the
+/// account's tokens until `groups_valid_secs` after the sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConsoleSettings {
+    /// The client id registered at the issuer, with the redirect URI
+    /// `<public URL>/console/sso/callback`.
+    pub client_id: String,
+    /// A file holding the client secret (first line, mode 0600); none: a public client (PKCE only).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// The claim whose text, in lower case, is the account's user name.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// The sign-in button says "Sign in with <label>"; default: the issuer's name.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Scopes asked for; `openid` is always among them.
+    #[serde(default = "default_console_scopes")]
+    pub scopes: Vec<String>,
+    /// How long the groups of a sign-in count for the account's access tokens.
+    #[serde(default = "default_groups_valid_secs")]
+    pub groups_valid_secs: u64,
+}
+
+fn default_username_claim() -> String {
+    "preferred_username".to_owned()
+}
+
+fn default_console_scopes() -> Vec<String> {
+    ["openid", "profile"].map(String::from).to_vec()
+}
+
+fn default_groups_valid_secs() -> u64 {
+    7 * 86_400
 }
 
 /// `[[realms.NAME.oidc.rules]]`: conditions on a token's claims, and the groups it then gets.

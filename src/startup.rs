@@ -189,6 +189,7 @@ impl Application {
             },
             policy_files: settings.policy_files(),
             reset_after_secs: settings.lockout.reset_after_secs,
+            console_idle_timeout_secs: settings.console.idle_timeout_secs,
         });
         let console = web::Data::new(ConsoleState {
             store: state.store.clone(),
@@ -199,6 +200,7 @@ impl Application {
             policy_files: settings.policy_files(),
             reset_after_secs: settings.lockout.reset_after_secs,
             trusted_proxies: settings.server.trusted_proxies.clone(),
+            sso_redirect_uri: console::sso_redirect_uri(&settings.public_url()),
         });
         let max_body_bytes = settings.server.max_body_bytes;
         let tls = tls_config(settings)?;

@@ -23,4 +23,5 @@ mod api {
     mod safety;
     mod token_get;
     mod token_post;
+    mod upgrade;
 }

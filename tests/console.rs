@@ -176,8 +176,45 @@ async fn a_person_makes_a_token_pushes_with_it_and_revokes_it_and_an_admin_grant
         .expect("a session cookie");
     assert_eq!(session.http_only(), Some(true));
     assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
-    assert_eq!(session.path(), Some("/console"));
+    assert_eq!(session.path(), Some("/"));
     let cookie = format!("portcullis_console={}", session.value());
+
+    // The session also calls the admin API: reads with the cookie, changes only with the session's
+    // CSRF token in X-CSRF-Token.
+    let page = client.source().await.unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let api = format!("{base}/api/v1/realms/default");
+    let me = run("curl", &["-s", "-b", &cookie, &format!("{api}/me")]);
+    let me: serde_json::Value = serde_json::from_slice(&me.stdout).unwrap();
+    assert_eq!(me["user"], "alice");
+    let new_token = |extra: &[&str]| {
+        let mut args = vec![
+            "-b",
+            cookie.as_str(),
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"name": "from-api", "expires": "1d"}"#,
+        ];
+        args.extend_from_slice(extra);
+        let url = format!("{api}/tokens");
+        args.push(&url);
+        curl_status(&args)
+    };
+    assert_eq!(new_token(&[]), "403", "no CSRF token");
+    assert_eq!(new_token(&["-H", "X-CSRF-Token: wrong"]), "403");
+    let header = format!("X-CSRF-Token: {csrf}");
+    assert_eq!(new_token(&["-H", &header]), "201");
+    assert_eq!(
+        curl_status(&["-b", &cookie, &format!("{base}/api/v1/realms/other/me")]),
+        "401",
+        "another realm's API"
+    );
 
     // The token pushes to alice's namespace through the real registry.
     let creds = format!("alice:{secret}");
@@ -323,4 +360,250 @@ async fn a_person_makes_a_token_pushes_with_it_and_revokes_it_and_an_admin_grant
     screenshot(&client, "sign-in").await;
     client.close().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// The company IdP of the SSO test: oidc-provider with a console client, whose ID tokens carry
+/// `groups`; carol is in `devs`.
+fn sso_config(provider_port: u16, secret_file: &std::path::Path) -> String {
+    format!(
+        r#"
+[console]
+registry = "registry.example:5000"
+
+[[realms.default.oidc]]
+name = "corp"
+issuer = "http://127.0.0.1:{provider_port}"
+
+[realms.default.oidc.console]
+client_id = "console"
+client_secret_file = "{}"
+label = "Corp SSO"
+scopes = ["openid", "profile", "groups"]
+
+[[realms.default.oidc.rules]]
+name = "staff"
+groups_claim = "groups"
+"#,
+        secret_file.display()
+    )
+}
+
+/// Signs in at the provider's development pages as `login`, consenting, and comes back.
+async fn sign_in_with_provider(client: &Client, base: &str, login: &str) {
+    client
+        .goto(&format!("{base}/console/sign-in"))
+        .await
+        .unwrap();
+    press(client, "a[href='/console/sso/corp/start?realm=default']").await;
+    page_with(client, "name=\"login\"").await;
+    fill_css(client, "input[name='login']", login).await;
+    fill_css(client, "input[name='password']", "any password").await;
+    press(client, "button[type='submit']").await;
+    // The consent page, then back at the console.
+    page_with(client, "Continue").await;
+    press(client, "button[type='submit']").await;
+}
+
+async fn fill_css(client: &Client, css: &str, text: &str) {
+    let field = client.find(Locator::Css(css)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_signs_in_with_the_company_idp_and_pushes_with_a_token_made_there() {
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("client-secret");
+    std::fs::write(&secret_file, "console-secret\n").unwrap();
+    std::fs::set_permissions(
+        &secret_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let provider_port = common::external::free_port();
+    let p = Portcullis::start_with_config(&sso_config(provider_port, &secret_file));
+    // The public URL the server derives, which the provider sends people back to: the console is
+    // used there, so that the pending sign-in's cookie comes back with them.
+    let base = format!("http://localhost:{}", p.port);
+    let _provider = common::oidc::Provider::start_for_console(
+        provider_port,
+        &format!("{base}/console/sso/callback"),
+        &json!({ "carol": { "groups": ["devs", "Not A Group Name!"] }, "dave": {} }),
+    );
+    p.cli_ok(
+        &[
+            "grant",
+            "add",
+            "--subject",
+            "group:oidc:corp:devs",
+            "--name",
+            "shared/*",
+            "--actions",
+            "pull,push",
+        ],
+        "",
+    );
+    // A local account named as a provider's person: the provider never signs in to it.
+    p.add_user("dave", "dave-pw", false);
+    let config = p.registry_config();
+    let registry = Registry::start(
+        &config.realm,
+        &config.service,
+        &config.issuer,
+        &config.rootcertbundle,
+    );
+
+    // The pending sign-in: a Lax cookie for the provider's redirect back, PKCE S256, state, nonce.
+    let started = run(
+        "curl",
+        &[
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            &format!("{base}/console/sso/corp/start?realm=default"),
+        ],
+    );
+    let headers = String::from_utf8(started.stdout).unwrap();
+    let lower = headers.to_lowercase();
+    assert!(lower.starts_with("http/1.1 303"), "{headers}");
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or(l.strip_prefix("Location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        location.starts_with(&format!("http://127.0.0.1:{provider_port}/")),
+        "{location}"
+    );
+    for part in [
+        "response_type=code",
+        "client_id=console",
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "state=",
+        "nonce=",
+        "scope=openid+profile+groups",
+    ] {
+        assert!(location.contains(part), "{part} not in {location}");
+    }
+    let cookie = lower
+        .lines()
+        .find(|l| l.starts_with("set-cookie: portcullis_sso="))
+        .unwrap_or_else(|| panic!("no sign-in cookie: {headers}"));
+    for flag in [
+        "httponly",
+        "samesite=lax",
+        "path=/console/sso",
+        "max-age=600",
+    ] {
+        assert!(cookie.contains(flag), "{flag} not in {cookie}");
+    }
+    // Coming back without the browser's cookie, or with another state, signs no one in; a
+    // pending sign-in is used once.
+    assert_eq!(
+        curl_status(&[&format!("{base}/console/sso/callback?code=x&state=y")]),
+        "400"
+    );
+    let jar = secrets.path().join("cookies");
+    let jar = jar.to_str().unwrap();
+    assert_eq!(
+        curl_status(&[
+            "-c",
+            jar,
+            &format!("{base}/console/sso/corp/start?realm=default")
+        ]),
+        "303"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            curl_status(&[
+                "-b",
+                jar,
+                &format!("{base}/console/sso/callback?code=x&state=forged")
+            ]),
+            "400"
+        );
+    }
+    assert_eq!(
+        curl_status(&[&format!("{base}/console/sso/unknown/start?realm=default")]),
+        "404"
+    );
+
+    let driver = Chromedriver::start();
+    let client = browser(&driver).await;
+    client
+        .goto(&format!("{base}/console/sign-in"))
+        .await
+        .unwrap();
+    page_with(&client, "Sign in with Corp SSO").await;
+    screenshot(&client, "sso-sign-in").await;
+
+    // Carol has no account and no password here: she signs in at the IdP, lands on her tokens.
+    sign_in_with_provider(&client, &base, "carol").await;
+    let tokens = page_with(&client, "<h1>My tokens</h1>").await;
+    assert!(tokens.contains("carol · realm default"), "{tokens}");
+    let listed = p.cli_ok(&["user", "list"], "");
+    assert!(listed.contains("carol"), "{listed}");
+    assert!(listed.contains("oidc:corp"), "{listed}");
+
+    // She makes a token and pushes with it to where her IdP group may.
+    fill(&client, "name", "laptop").await;
+    fill(&client, "scopes", "repository:shared/**:pull,push").await;
+    press(&client, "form[action='/console/tokens'] button").await;
+    page_with(&client, "id=\"secret\"").await;
+    let secret = client
+        .find(Locator::Id("secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(secret.starts_with("pcat_"), "{secret}");
+    screenshot(&client, "sso-tokens").await;
+    let work = tempfile::tempdir().unwrap();
+    let creds = format!("carol:{secret}");
+    let pushed = push(&registry, work.path(), &creds, "shared/app");
+    assert!(
+        pushed.status.success(),
+        "{}\n{}",
+        describe(&pushed),
+        p.log()
+    );
+    let elsewhere = push(&registry, work.path(), &creds, "other/app");
+    assert!(!elsewhere.status.success(), "no grant outside shared/");
+    // The IdP's password is not a password here.
+    assert_eq!(p.token_status("carol", "any password"), "401");
+    let passwd = p.cli(
+        &["user", "passwd", "carol", "--password-stdin"],
+        "x-password-1\n",
+    );
+    assert!(!passwd.status.success());
+    assert!(
+        String::from_utf8_lossy(&passwd.stderr).contains("signs in with the OpenID provider corp"),
+        "{}",
+        describe(&passwd)
+    );
+
+    // Dave's name is a local account: the IdP does not sign him in to it. (Another browser:
+    // carol is still signed in at the IdP in this one.)
+    press(&client, "form[action='/console/sign-out'] button").await;
+    page_with(&client, "<h1>Sign in</h1>").await;
+    client.close().await.unwrap();
+    let client = browser(&driver).await;
+    sign_in_with_provider(&client, &base, "dave").await;
+    let refused = page_with(&client, "You cannot sign in here").await;
+    assert!(
+        refused.contains("the account dave exists and does not sign in with this provider"),
+        "{refused}"
+    );
+    screenshot(&client, "sso-refused").await;
+    client.close().await.unwrap();
+    assert!(p.logged("event=\"console_signed_in\""));
+    assert!(p.logged("event=\"provider_account_created\""));
+    assert!(p.logged("reason=\"name taken by another account\""));
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::AdminError;
-use crate::auth::ldap::{read_password_file, Directory, Login, Step, Trace};
+use crate::auth::ldap::{Directory, Login, Step, Trace};
+use crate::auth::trust::read_secret_file;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::names::{DirectoryName, RealmName, Username};
@@ -71,7 +72,7 @@ pub async fn test(
         let name = settings.name.clone();
         let service_password = match &settings.service {
             Some(service) => Some(
-                read_password_file(&service.password_file)
+                read_secret_file("bind_password_file", &service.password_file)
                     .map_err(|e| AdminError::Directory(format!("directory {name}: {e}")))?,
             ),
             None => None,

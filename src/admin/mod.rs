@@ -22,7 +22,7 @@ use crate::auth::token::{CreateError, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX}
 use crate::import::ImportError;
 use crate::jwt::MIN_TOKEN_TTL_SECS;
 use crate::keys::KeyError;
-use crate::names::{DirectoryName, NameError, RealmName, Username};
+use crate::names::{DirectoryName, IssuerName, NameError, RealmName, Username};
 use crate::policy::source::PoliciesError;
 use crate::policy::{RuleError, ScopeLimitError};
 use crate::realm::{RealmError, MAX_TOKEN_TTL_SECS};
@@ -80,6 +80,9 @@ pub enum AdminError {
         user: Username,
         directory: DirectoryName,
     },
+    /// `user passwd` for the account of a person who signs in with an OpenID provider.
+    #[error("{user} signs in with the OpenID provider {issuer}: they have no password here")]
+    ProviderAccount { user: Username, issuer: IssuerName },
     /// `user passwd` for a robot account.
     #[error("{0} is a robot: it has no password, only access tokens")]
     Robot(Username),

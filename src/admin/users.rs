@@ -67,8 +67,8 @@ pub async fn add(store: &Store, hasher: &Hasher, user: NewUser) -> Result<(), Ad
     Ok(())
 }
 
-/// Refuses a robot, which has no password to change, and a directory account, whose password is
-/// its directory's; an unknown user passes (changing its password
+/// Refuses a robot, which has no password to change, a directory account, whose password is its
+/// directory's, and a provider's account, which signs in there; an unknown user passes (changing its password
 /// then says it is not found). Lets a front end refuse before it asks for the password.
 pub async fn check_has_password(
     store: &Store,
@@ -81,13 +81,17 @@ pub async fn check_has_password(
     if record.kind == UserKind::Robot {
         return Err(AdminError::Robot(name.clone()));
     }
-    if let Source::Directory(directory) = record.source {
-        return Err(AdminError::DirectoryAccount {
+    match record.source {
+        Source::Directory(directory) => Err(AdminError::DirectoryAccount {
             user: name.clone(),
             directory,
-        });
+        }),
+        Source::Provider(issuer) => Err(AdminError::ProviderAccount {
+            user: name.clone(),
+            issuer,
+        }),
+        Source::Local => Ok(()),
     }
-    Ok(())
 }
 
 /// Replaces a person's password (robots have none).

@@ -1,14 +1,15 @@
 //! Who calls the admin API: the owner of an access token with the `admin` scope, presented as
-//! `Authorization: Bearer <token>`, in the realm of the request's path. [`require_caller`] checks
-//! it before anything else about the request (its body included), so an unauthenticated caller
-//! learns nothing but 401. What a caller may do follows from their role: an admin everything in
-//! their realm, a user their own tokens and profile.
+//! `Authorization: Bearer <token>`, or of a live console session (its cookie; a change also needs
+//! the session's CSRF token in `X-CSRF-Token`), in the realm of the request's path.
+//! [`require_caller`] checks it before anything else about the request (its body included), so an
+//! unauthenticated caller learns nothing but 401. What a caller may do follows from their role: an
+//! admin everything in their realm, a user their own tokens and profile.
 
 use std::future::{ready, Ready};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, ResponseError};
 use secrecy::SecretString;
@@ -16,6 +17,7 @@ use secrecy::SecretString;
 use super::error::ApiError;
 use super::ApiState;
 use crate::auth::token::{sha256_hex, ACCESS_TOKEN_PREFIX};
+use crate::console::session;
 use crate::names::{RealmName, Username};
 use crate::policy::ADMIN_SCOPE;
 use crate::store::{unix_now, Role, TokenKind};
@@ -27,7 +29,9 @@ const REALMS_PATH: &str = "/api/v1/realms/";
 
 /// What an unauthenticated caller is told, whatever was wrong with the token.
 const NOT_AN_ADMIN_TOKEN: &str =
-    "present an access token with the admin scope of this realm as Authorization: Bearer";
+    "present an access token with the admin scope of this realm as Authorization: Bearer, or sign in to the console";
+/// The header a console session's changes carry its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// An authenticated caller of the admin API, in the realm of the request's path.
 #[derive(Debug, Clone)]
@@ -116,9 +120,13 @@ async fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
         .and_then(|rest| rest.split('/').next())
         .and_then(|raw| RealmName::parse(raw).ok())
         .ok_or(ApiError::Unauthenticated(NOT_AN_ADMIN_TOKEN))?;
-    let secret = request
-        .headers()
-        .get(header::AUTHORIZATION)
+    let authorization = request.headers().get(header::AUTHORIZATION);
+    if authorization.is_none() {
+        if let Some(cookie) = request.cookie(session::COOKIE) {
+            return by_session(request, state, realm, cookie.value()).await;
+        }
+    }
+    let secret = authorization
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
@@ -149,5 +157,35 @@ async fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
         realm,
         user: owner.username,
         role: owner.role,
+    })
+}
+
+/// The caller behind a console session's cookie: its person, in the realm of the path. A change
+/// (any method but GET and HEAD) also needs the session's CSRF token in [`CSRF_HEADER`]: the
+/// browser sends the cookie with any request, another site's included.
+async fn by_session(
+    request: &HttpRequest,
+    state: &ApiState,
+    realm: RealmName,
+    secret: &str,
+) -> Result<Caller, ApiError> {
+    let live = session::live(&state.store, state.console_idle_timeout_secs, secret)
+        .await?
+        .filter(|live| live.user.realm == realm)
+        .ok_or(ApiError::Unauthenticated(NOT_AN_ADMIN_TOKEN))?;
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let presented = request
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        live.check_csrf(presented).map_err(|_| {
+            ApiError::Forbidden("a console session's changes need its CSRF token in X-CSRF-Token")
+        })?;
+    }
+    Ok(Caller {
+        realm,
+        user: live.user.username,
+        role: live.user.role,
     })
 }

@@ -117,6 +117,7 @@ impl From<AdminError> for ApiError {
             | E::CaExists(_)
             | E::KeyRace(_)
             | E::DirectoryAccount { .. }
+            | E::ProviderAccount { .. }
             | E::Robot(_)
             | E::NothingToClear(_) => ApiError::Conflict(text),
             E::Rule(_)

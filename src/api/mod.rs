@@ -35,6 +35,8 @@ pub struct ApiState {
     pub policy_files: HashMap<RealmName, PathBuf>,
     /// `lockout.reset_after_secs`: how long failures count, for the lockout list.
     pub reset_after_secs: u32,
+    /// `console.idle_timeout_secs`, for callers signed in to the console.
+    pub console_idle_timeout_secs: u64,
 }
 
 /// One route: its method, path below [`PREFIX`], who may call it, its success status, and what it

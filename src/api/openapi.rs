@@ -14,7 +14,10 @@ const RECENT_AUDIT_EVENTS: &str = "recent_audit_events";
 const FAILURES: [(u16, &str); 7] = [
     (400, "The body or a parameter is invalid."),
     (413, "The body is larger than server.max_body_bytes."),
-    (401, "No access token with the admin scope of this realm."),
+    (
+        401,
+        "No access token with the admin scope of this realm, nor a console session of it.",
+    ),
     (403, "The caller's role does not allow it."),
     (404, "No such realm, user, group, grant, token or key."),
     (409, "It contradicts what is stored."),
@@ -35,15 +38,21 @@ pub fn document() -> Value {
         "info": {
             "title": "Portcullis admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Users, groups, grants, tokens, keys, lockouts and policy explanations \
-                of a realm. Authenticate with an access token that has the admin scope \
-                (portcullis token create --scope admin), as Authorization: Bearer. Admins may do \
+            "description": "Users, groups, grants, tokens, keys, MUNGE mappings, lockouts, policy \
+                explanations and the recent audit events of a realm. Authenticate with an access token that has the admin scope \
+                (portcullis token create --scope admin), as Authorization: Bearer, or a web console \
+                session. Admins may do \
                 everything in their realm; users may list, create and revoke their own tokens.",
         },
         "paths": paths,
         "components": {
             "securitySchemes": {
                 "accessToken": { "type": "http", "scheme": "bearer" },
+                "consoleSession": {
+                    "type": "apiKey", "in": "cookie", "name": "portcullis_console",
+                    "description": "A web console session; a change also needs the session's \
+                        CSRF token in the X-CSRF-Token header.",
+                },
             },
             "schemas": {
                 "Error": {
@@ -145,7 +154,7 @@ fn operation(route: &Route) -> Value {
         "responses": responses,
     });
     if !anyone {
-        operation["security"] = json!([{ "accessToken": [] }]);
+        operation["security"] = json!([{ "accessToken": [] }, { "consoleSession": [] }]);
     }
     if matches!(route.method, "post" | "patch") {
         operation["requestBody"] = json!({

@@ -31,7 +31,7 @@ use self::password::{PasswordError, Verifier};
 use self::token::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, SECS_PER_DAY};
 use crate::config::{LockoutSettings, TokenSettings};
 use crate::metrics::Metrics;
-use crate::names::{DirectoryName, IssuerName, Username};
+use crate::names::{DirectoryName, IssuerName, RealmName, Username};
 use crate::policy::Policy;
 use crate::realm::Realm;
 use crate::scope::Scope;
@@ -444,6 +444,39 @@ impl Authenticator {
         }
     }
 
+    /// The groups an account's source gives it besides its own: none for a local account; its
+    /// directory's (`ldap`); its provider's from the last console sign-in, until the console
+    /// client's `groups_valid_secs` have passed (none after, or once the provider is no longer
+    /// configured: the person signs in again to bring them back).
+    async fn source_groups(
+        &self,
+        realm: &RealmName,
+        account: &Account,
+    ) -> Result<Vec<String>, AuthnError> {
+        match &account.record.source {
+            Source::Local => Ok(Vec::new()),
+            Source::Directory(_) => self.directory_groups(realm, account).await,
+            Source::Provider(name) => {
+                let valid_secs = self
+                    .issuers
+                    .of(realm)
+                    .iter()
+                    .find(|issuer| issuer.settings.name == *name)
+                    .and_then(|issuer| issuer.settings.console.as_ref())
+                    .map_or(0, |console| console.groups_valid_secs);
+                let valid_secs = i64::try_from(valid_secs).unwrap_or(i64::MAX);
+                let now = crate::store::unix_now();
+                Ok(account
+                    .record
+                    .directory_groups
+                    .as_ref()
+                    .filter(|seen| now - seen.at < valid_secs)
+                    .map(|seen| seen.groups.clone())
+                    .unwrap_or_default())
+            }
+        }
+    }
+
     /// The workload behind an external JWT, verified against the realm's trusted issuers.
     async fn oidc(&self, realm: &Realm, token: &SecretString) -> Result<Principal, AuthnError> {
         let workload = oidc::verify(
@@ -491,7 +524,7 @@ fn principal(
         platform: None,
         directory: match &account.record.source {
             Source::Directory(name) => Some(name.clone()),
-            Source::Local => None,
+            Source::Local | Source::Provider(_) => None,
         },
     }
 }

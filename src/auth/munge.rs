@@ -200,7 +200,7 @@ impl Authenticator {
             if account.record.disabled {
                 return Err(AuthnError::Rejected("user disabled"));
             }
-            let groups = self.directory_groups(&realm.name, &account).await?;
+            let groups = self.source_groups(&realm.name, &account).await?;
             principal(&account, Method::Munge, None, groups)
         } else {
             self.munge_payload(request, door, decoded.payload()).await?

@@ -188,7 +188,7 @@ impl Authenticator {
         if token.note_use(now) {
             self.store.touch_token(&record.id, now).await?;
         }
-        let groups = self.directory_groups(realm, &token.owner).await?;
+        let groups = self.source_groups(realm, &token.owner).await?;
         let mut principal = principal(&token.owner, method, Some(record.id.clone()), groups);
         principal.limit = limit;
         Ok(principal)

@@ -1,5 +1,5 @@
 //! The web console at `/console/`: people sign in with their password (the token endpoint's
-//! checks and lockout) and make and revoke their own access tokens; admins also manage group
+//! checks and lockout) or with the realm's OpenID provider ([`sso`]), and make and revoke their own access tokens; admins also manage group
 //! membership, explain the policy, lift lockouts and copy the registry's configuration.
 //! Server-rendered HTML from templates compiled into the binary (`templates/`), one small script
 //! for copy buttons, no third-party origin. Sessions in the database ([`session`]), a CSRF token
@@ -8,6 +8,7 @@
 
 mod pages;
 pub mod session;
+mod sso;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -40,6 +41,8 @@ pub struct ConsoleState {
     pub policy_files: std::collections::HashMap<crate::names::RealmName, std::path::PathBuf>,
     pub reset_after_secs: u32,
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Where OpenID providers send people back: the public URL and [`sso::CALLBACK_PATH`].
+    pub sso_redirect_uri: String,
 }
 
 /// Why a console request was not answered with its page.
@@ -86,6 +89,12 @@ impl ResponseError for ConsoleError {
     }
 }
 
+/// The redirect URI to register at a provider for the console's client, for a server whose
+/// public URL is `public_url`.
+pub fn sso_redirect_uri(public_url: &str) -> String {
+    format!("{}{}", public_url.trim_end_matches('/'), sso::CALLBACK_PATH)
+}
+
 /// Registers the console under [`PREFIX`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -104,6 +113,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sign-in", web::get().to(pages::sign_in_form))
             .route("/sign-in", web::post().to(pages::sign_in))
             .route("/sign-out", web::post().to(pages::sign_out))
+            .route("/sso/callback", web::get().to(sso::callback))
+            .route("/sso/{issuer}/start", web::get().to(sso::start))
             .route(
                 "/sign-out-everywhere",
                 web::post().to(pages::sign_out_everywhere),

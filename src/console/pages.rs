@@ -107,7 +107,65 @@ struct SignInPage {
     nav: Option<Nav>,
     realm: String,
     username: String,
-    message: Option<&'static str>,
+    message: Option<String>,
+    /// The realm's OpenID providers, as buttons.
+    providers: Vec<ProviderLink>,
+}
+
+/// A "Sign in with …" button.
+pub struct ProviderLink {
+    href: String,
+    label: String,
+}
+
+#[derive(Template)]
+#[template(path = "signed_in.html")]
+struct SignedInPage {
+    nav: Option<Nav>,
+    user: String,
+}
+
+/// The page after a provider's sign-in, which moves on to the tokens page by itself.
+pub fn signed_in_page(user: &Username) -> HttpResponse {
+    page(
+        StatusCode::OK,
+        &SignedInPage {
+            nav: None,
+            user: user.to_string(),
+        },
+    )
+}
+
+/// The sign-in page of `realm` (as typed), with its providers' buttons when it names a realm.
+pub fn sign_in_page(
+    state: &ConsoleState,
+    status: StatusCode,
+    realm: &str,
+    username: &str,
+    message: Option<String>,
+) -> HttpResponse {
+    let providers = match RealmName::parse(realm) {
+        Ok(name) => state
+            .authenticator
+            .console_providers(&name)
+            .into_iter()
+            .map(|provider| ProviderLink {
+                href: format!("/console/sso/{}/start?realm={name}", provider.name),
+                label: provider.label,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    page(
+        status,
+        &SignInPage {
+            nav: None,
+            realm: realm.to_owned(),
+            username: username.to_owned(),
+            message,
+            providers,
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -115,19 +173,9 @@ pub struct RealmQuery {
     realm: Option<String>,
 }
 
-pub async fn sign_in_form(query: web::Query<RealmQuery>) -> HttpResponse {
-    page(
-        StatusCode::OK,
-        &SignInPage {
-            nav: None,
-            realm: query
-                .realm
-                .clone()
-                .unwrap_or_else(|| DEFAULT_REALM.to_owned()),
-            username: String::new(),
-            message: None,
-        },
-    )
+pub async fn sign_in_form(state: State, query: web::Query<RealmQuery>) -> HttpResponse {
+    let realm = query.realm.as_deref().unwrap_or(DEFAULT_REALM);
+    sign_in_page(&state, StatusCode::OK, realm, "", None)
 }
 
 #[derive(Deserialize)]
@@ -137,9 +185,9 @@ pub struct SignInForm {
     password: SecretString,
 }
 
-/// What a person is told when sign-in fails, whatever was wrong (as at the token endpoint).
 /// Audit events the admin page shows.
 const RECENT_EVENTS: usize = 50;
+/// What a person is told when sign-in fails, whatever was wrong (as at the token endpoint).
 const BAD_SIGN_IN: &str = "Incorrect realm, user name or password.";
 
 pub async fn sign_in(
@@ -154,15 +202,7 @@ pub async fn sign_in(
         password,
     } = form.into_inner();
     let refused = |status: StatusCode, message: &'static str, realm: &str, username: &str| {
-        page(
-            status,
-            &SignInPage {
-                nav: None,
-                realm: realm.to_owned(),
-                username: username.to_owned(),
-                message: Some(message),
-            },
-        )
+        sign_in_page(&state, status, realm, username, Some(message.to_owned()))
     };
     let found = match RealmName::parse(&realm) {
         Ok(name) => app.realms.get(&name).await.map_err(|e| {

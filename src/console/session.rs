@@ -1,7 +1,8 @@
 //! Console sessions: a random secret in an HttpOnly, SameSite=Strict cookie (Secure when served
 //! over HTTPS), stored as its digest with the session's CSRF token, idle and absolute deadlines.
 //! [`Session`] is the signed-in person of a request; every form posts the session's CSRF token,
-//! which [`Session::check_csrf`] compares in constant time.
+//! which [`Session::check_csrf`] compares in constant time. The admin API accepts the same
+//! session ([`live`]), its changes only with the CSRF token in `X-CSRF-Token`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,12 +14,12 @@ use secrecy::SecretString;
 use super::{ConsoleError, ConsoleState};
 use crate::auth::token::{random_secret, sha256_hex};
 use crate::names::RealmName;
-use crate::store::{unix_now, Role, UserRecord};
+use crate::store::{unix_now, Role, Store, StoreError, UserRecord};
 
 /// The cookie's name.
 pub const COOKIE: &str = "portcullis_console";
-/// The path the cookie is sent to.
-const COOKIE_PATH: &str = "/console";
+/// The path the cookie is sent to: the console and the admin API.
+const COOKIE_PATH: &str = "/";
 
 /// The signed-in person of a request.
 pub struct Session {
@@ -101,6 +102,34 @@ fn digest(secret: &str) -> String {
     sha256_hex(&SecretString::from(secret.to_owned()))
 }
 
+/// The live session the cookie value `secret` names, its idle deadline moved; `None` for no such
+/// session, and for one past a deadline or of a disabled account (its row then deleted).
+pub async fn live(
+    store: &Store,
+    idle_timeout_secs: u64,
+    secret: &str,
+) -> Result<Option<Session>, StoreError> {
+    let id_sha256 = digest(secret);
+    let Some(record) = store.find_session(&id_sha256).await? else {
+        return Ok(None);
+    };
+    let now = unix_now();
+    let idle = i64::try_from(idle_timeout_secs).unwrap_or(i64::MAX / 2);
+    let live = record.expires_at > now
+        && record.last_seen_at.saturating_add(idle) > now
+        && !record.user.disabled;
+    if !live {
+        store.delete_session(&id_sha256).await?;
+        return Ok(None);
+    }
+    store.touch_session(&id_sha256, now).await?;
+    Ok(Some(Session {
+        id_sha256,
+        user: record.user,
+        csrf: record.csrf,
+    }))
+}
+
 impl FromRequest for Session {
     type Error = ConsoleError;
     type Future = Pin<Box<dyn Future<Output = Result<Session, ConsoleError>>>>;
@@ -113,27 +142,9 @@ impl FromRequest for Session {
         let secret = request.cookie(COOKIE).map(|c| c.value().to_owned());
         Box::pin(async move {
             let secret = secret.ok_or(ConsoleError::SignIn)?;
-            let id_sha256 = digest(&secret);
-            let record = state
-                .store
-                .find_session(&id_sha256)
+            live(&state.store, state.settings.idle_timeout_secs, &secret)
                 .await?
-                .ok_or(ConsoleError::SignIn)?;
-            let now = unix_now();
-            let idle = i64::try_from(state.settings.idle_timeout_secs).unwrap_or(i64::MAX / 2);
-            let live = record.expires_at > now
-                && record.last_seen_at.saturating_add(idle) > now
-                && !record.user.disabled;
-            if !live {
-                state.store.delete_session(&id_sha256).await?;
-                return Err(ConsoleError::SignIn);
-            }
-            state.store.touch_session(&id_sha256, now).await?;
-            Ok(Session {
-                id_sha256,
-                user: record.user,
-                csrf: record.csrf,
-            })
+                .ok_or(ConsoleError::SignIn)
         })
     }
 }

@@ -38,7 +38,7 @@ pub use self::lockout::FailureRecord;
 pub use self::munge::ReplayRecord;
 use self::postgres::Postgres;
 pub use self::realms::RealmRecord;
-pub use self::sessions::SessionRecord;
+pub use self::sessions::{PendingSignIn, SessionRecord};
 use self::sqlite::DirectSqlite;
 pub use self::tokens::{NewToken, TokenKind, TokenRecord, LAST_USED_RESOLUTION_SECS};
 pub use self::users::{Role, SeenGroups, Source, UserKind, UserRecord};

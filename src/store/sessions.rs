@@ -1,5 +1,6 @@
 //! Console sessions as stored: who is signed in under a cookie's digest, the session's CSRF token,
-//! and its idle and absolute deadlines. The cookie itself is the console's business.
+//! and its idle and absolute deadlines; and sign-ins with an OpenID provider under way, under
+//! their cookie's digest. The cookies themselves are the console's business.
 
 use sqlx::Row;
 
@@ -16,7 +17,76 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// A sign-in with an OpenID provider under way, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSignIn {
+    pub realm: String,
+    pub issuer: String,
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    pub expires_at: i64,
+}
+
 impl Store {
+    /// Records a sign-in under way under the digest of its cookie, and forgets those expired
+    /// before `now`.
+    pub async fn create_sign_in(
+        &self,
+        id_sha256: &str,
+        pending: &PendingSignIn,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM console_sign_ins WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO console_sign_ins (id_sha256, realm, issuer, state, nonce, verifier, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id_sha256)
+        .bind(&pending.realm)
+        .bind(&pending.issuer)
+        .bind(&pending.state)
+        .bind(&pending.nonce)
+        .bind(&pending.verifier)
+        .bind(pending.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The sign-in under this digest, deleted: each is used once, by one request only.
+    pub async fn take_sign_in(&self, id_sha256: &str) -> Result<Option<PendingSignIn>, StoreError> {
+        let row = sqlx::query(
+            "SELECT realm, issuer, state, nonce, verifier, expires_at FROM console_sign_ins \
+             WHERE id_sha256 = $1",
+        )
+        .bind(id_sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let deleted = sqlx::query("DELETE FROM console_sign_ins WHERE id_sha256 = $1")
+            .bind(id_sha256)
+            .execute(&self.pool)
+            .await?;
+        if deleted.rows_affected() != 1 {
+            // Another request took it first.
+            return Ok(None);
+        }
+        Ok(Some(PendingSignIn {
+            realm: row.try_get("realm")?,
+            issuer: row.try_get("issuer")?,
+            state: row.try_get("state")?,
+            nonce: row.try_get("nonce")?,
+            verifier: row.try_get("verifier")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
     /// Records a new session of `user_id` under the digest of its cookie.
     pub async fn create_session(
         &self,

@@ -1,13 +1,14 @@
 //! Users: persons (password login) and robots (access tokens only), their role, password hash and
-//! whether they are disabled, and where they log in ([`Source`]: here, or the directory that
-//! created the account, with the groups last read from it). A password change or a disable revokes
+//! whether they are disabled, and where they log in ([`Source`]: here, the directory that created
+//! the account, or the OpenID provider the person signs in to the console with; with the groups
+//! last read from there). A password change or a disable revokes
 //! the user's refresh tokens in the same transaction; the tokens themselves are stored by `tokens`.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{unix_now, unknown, Store, StoreError};
-use crate::names::{DirectoryName, RealmName, Username, DIRECTORY_PREFIX};
+use crate::names::{DirectoryName, IssuerName, RealmName, Username, DIRECTORY_PREFIX, OIDC_PREFIX};
 
 /// Whether a change to a user also revokes their refresh tokens (password change, disable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +55,8 @@ pub struct UserRecord {
     pub kind: UserKind,
     pub created_at: i64,
     pub source: Source,
-    /// A directory account's groups (policy names) as last read from its directory, and when.
+    /// The groups (policy names) of a directory's or provider's account as last read from there,
+    /// and when.
     pub directory_groups: Option<SeenGroups>,
 }
 
@@ -65,16 +67,20 @@ pub enum Source {
     Local,
     /// At the directory of this name in the realm's configuration, which created the account.
     Directory(DirectoryName),
+    /// At the OpenID provider of this name (`[[realms.R.oidc]]` with a `console` client), whose
+    /// console sign-in created the account: no password here.
+    Provider(IssuerName),
 }
 
 impl Source {
     const LOCAL: &'static str = "local";
 
-    /// `local` or `ldap:<directory>`, as stored and shown.
+    /// `local`, `ldap:<directory>` or `oidc:<issuer>`, as stored and shown.
     pub fn as_stored(&self) -> String {
         match self {
             Source::Local => Source::LOCAL.to_owned(),
             Source::Directory(name) => format!("{DIRECTORY_PREFIX}{name}"),
+            Source::Provider(name) => format!("{OIDC_PREFIX}{name}"),
         }
     }
 
@@ -82,6 +88,9 @@ impl Source {
     fn from_stored(name: &str) -> Option<Source> {
         if name == Source::LOCAL {
             return Some(Source::Local);
+        }
+        if let Some(issuer) = name.strip_prefix(OIDC_PREFIX) {
+            return IssuerName::parse(issuer).ok().map(Source::Provider);
         }
         let directory = name.strip_prefix(DIRECTORY_PREFIX)?;
         DirectoryName::parse(directory).ok().map(Source::Directory)
@@ -157,13 +166,13 @@ impl Store {
         Ok(())
     }
 
-    /// Adds the account of a user `directory` accepted, with no password; nothing when the name
-    /// is taken (the caller reads the row and checks its source).
-    pub async fn create_directory_user(
+    /// Adds the account of a person a directory or provider (`source`) accepted, with no password;
+    /// nothing when the name is taken (the caller reads the row and checks its source).
+    pub async fn create_external_user(
         &self,
         realm: &RealmName,
         username: &Username,
-        directory: &DirectoryName,
+        source: &Source,
     ) -> Result<(), StoreError> {
         let now = unix_now();
         sqlx::query(
@@ -174,8 +183,28 @@ impl Store {
         .bind(username.as_str())
         .bind(Role::User.as_str())
         .bind(UserKind::Person.as_str())
-        .bind(Source::Directory(directory.clone()).as_stored())
+        .bind(source.as_stored())
         .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the groups a provider's sign-in gave the account `user_id`. Unlike a directory's,
+    /// they move the accounts counter (through `updated_at`): a sign-in is rare, and every
+    /// instance must use the new groups at once.
+    pub async fn set_provider_groups(
+        &self,
+        user_id: i64,
+        seen: &SeenGroups,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE users SET directory_groups = $2, directory_groups_at = $3, updated_at = $3 \
+             WHERE id = $1",
+        )
+        .bind(user_id)
+        .bind(seen.groups.join(" "))
+        .bind(seen.at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -409,12 +438,13 @@ mod tests {
         let realm = RealmName::parse("test").unwrap();
         let carol = Username::parse("carol").unwrap();
         let corp = DirectoryName::parse("corp").unwrap();
+        let source = Source::Directory(corp.clone());
         store
-            .create_directory_user(&realm, &carol, &corp)
+            .create_external_user(&realm, &carol, &source)
             .await
             .unwrap();
         store
-            .create_directory_user(&realm, &carol, &corp)
+            .create_external_user(&realm, &carol, &source)
             .await
             .unwrap();
         let record = store.find_user(&realm, &carol).await.unwrap().unwrap();
@@ -447,6 +477,35 @@ mod tests {
             before,
             "a disable still does"
         );
+    }
+
+    #[tokio::test]
+    async fn provider_accounts_keep_their_source_and_their_groups_move_the_counter() {
+        let (_dir, store, _path) = test_store().await;
+        let realm = RealmName::parse("test").unwrap();
+        let dora = Username::parse("dora").unwrap();
+        let source = Source::Provider(IssuerName::parse("corp").unwrap());
+        store
+            .create_external_user(&realm, &dora, &source)
+            .await
+            .unwrap();
+        let record = store.find_user(&realm, &dora).await.unwrap().unwrap();
+        assert_eq!(record.source, source);
+        assert_eq!(record.source.as_stored(), "oidc:corp");
+        assert_eq!(record.password_hash, None);
+        let before = store.read_counters().await.unwrap();
+        let seen = SeenGroups {
+            groups: vec!["oidc:corp:devs".into()],
+            at: 1_700_000_000,
+        };
+        store.set_provider_groups(record.id, &seen).await.unwrap();
+        assert_ne!(
+            store.read_counters().await.unwrap(),
+            before,
+            "every instance reads the new groups"
+        );
+        let record = store.find_user(&realm, &dora).await.unwrap().unwrap();
+        assert_eq!(record.directory_groups, Some(seen));
     }
 
     #[tokio::test]

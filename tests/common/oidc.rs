@@ -31,14 +31,36 @@ pub struct Provider {
     pub port: u16,
     /// The RSA keys, one file per key id, kept across restarts.
     keys: TempDir,
+    /// The console client's settings (`CONSOLE_REDIRECT_URI`, `CONSOLE_ACCOUNTS`), when it has one.
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
 impl Provider {
     /// Starts the provider on a free port, publishing keys `kids` (the first signs).
     pub fn start(kids: &[&str]) -> Provider {
+        Provider::start_with(free_port(), kids, Vec::new())
+    }
+
+    /// Starts the provider on `port` as a company IdP too: a client `console` (secret
+    /// `console-secret`) that sends people back to `redirect_uri`, development login and consent
+    /// pages where any password signs in, and accounts with the extra claims `accounts` gives
+    /// (login → claims).
+    pub fn start_for_console(port: u16, redirect_uri: &str, accounts: &Value) -> Provider {
+        Provider::start_with(
+            port,
+            &["k1"],
+            vec![
+                ("CONSOLE_REDIRECT_URI".into(), redirect_uri.into()),
+                ("CONSOLE_ACCOUNTS".into(), accounts.to_string()),
+            ],
+        )
+    }
+
+    fn start_with(port: u16, kids: &[&str], env: Vec<(String, String)>) -> Provider {
         let mut provider = Provider {
-            port: free_port(),
+            port,
+            env,
             keys: tempfile::Builder::new()
                 .prefix("portcullis-oidc-keys-")
                 .tempdir()
@@ -74,6 +96,7 @@ impl Provider {
             .arg(self.port.to_string())
             .arg(self.keys.path())
             .arg(kids.join(","))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -25,27 +25,21 @@ pub mod settings;
 mod trace;
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroizing;
 
 pub use self::directory::{Directory, Found, Login};
 pub use self::groups::{policy_groups, DirectoryGroup};
 pub use self::trace::{Step, Trace};
 use super::accounts::{insert_bounded, Account};
 use super::password::Claim;
+use super::trust::read_secret_file;
 use super::{Authenticator, AuthnError};
 use crate::config::{ConfigError, Settings};
 use crate::metrics::Metrics;
 use crate::names::{DirectoryName, RealmName, Username};
 use crate::store::{unix_now, SeenGroups, Source};
-
-/// Longest bind password file read.
-const MAX_PASSWORD_FILE_BYTES: u64 = 4_096;
 
 /// A directory could not be used: the request gets 503 and the cause is logged.
 #[derive(Debug, thiserror::Error)]
@@ -130,9 +124,10 @@ impl Directories {
                     problem,
                 };
                 let password = match &directory.service {
-                    Some(service) => {
-                        Some(read_password_file(&service.password_file).map_err(fail)?)
-                    }
+                    Some(service) => Some(
+                        read_secret_file("bind_password_file", &service.password_file)
+                            .map_err(fail)?,
+                    ),
                     None => None,
                 };
                 if directory.insecure_skip_verify {
@@ -161,34 +156,6 @@ impl Directories {
     pub fn find(&self, realm: &RealmName, name: &DirectoryName) -> Option<&Arc<Directory>> {
         self.of(realm).iter().find(|d| d.name() == name)
     }
-}
-
-/// A service account's password: the file's first line. The file must be a regular file that
-/// neither group nor others may read (as private keys).
-pub fn read_password_file(path: &Path) -> Result<SecretString, String> {
-    let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|e| format!("bind_password_file {shown}: {e}"))?;
-    let metadata = file
-        .metadata()
-        .map_err(|e| format!("bind_password_file {shown}: {e}"))?;
-    if !metadata.is_file() {
-        return Err(format!("bind_password_file {shown}: not a regular file"));
-    }
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "bind_password_file {shown}: mode {mode:o} lets group or others read it; chmod 600 it"
-        ));
-    }
-    let mut text = Zeroizing::new(String::new());
-    file.take(MAX_PASSWORD_FILE_BYTES)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("bind_password_file {shown}: {e}"))?;
-    let password = text.lines().next().unwrap_or_default();
-    if password.is_empty() {
-        return Err(format!("bind_password_file {shown}: empty"));
-    }
-    Ok(SecretString::from(password.to_owned()))
 }
 
 /// The groups each directory account was last seen with by this process.
@@ -245,7 +212,7 @@ impl Authenticator {
         };
         let owner = found.as_ref().and_then(|a| match &a.record.source {
             Source::Directory(name) => Some(name.clone()),
-            Source::Local => None,
+            Source::Local | Source::Provider(_) => None,
         });
         if found.as_ref().is_some_and(|a| a.record.disabled) {
             return Ok(refused("user disabled", owner.as_ref()));
@@ -290,7 +257,7 @@ impl Authenticator {
             Some(account) => account,
             None => {
                 self.store
-                    .create_directory_user(realm, username, name)
+                    .create_external_user(realm, username, &Source::Directory(name.clone()))
                     .await?;
                 let record =
                     self.store
@@ -320,6 +287,10 @@ impl Authenticator {
             Source::Local => {
                 tracing::warn!(realm = %realm, user = %username, directory = %name, "refused: the name is a local account");
                 return Ok(refused("name taken by a local account", Some(name)));
+            }
+            Source::Provider(issuer) => {
+                tracing::warn!(realm = %realm, user = %username, directory = %name, issuer = %issuer, "refused: the name is the account of a person who signs in with an OpenID provider");
+                return Ok(refused("name taken by a provider's account", Some(name)));
             }
         }
         if account.record.disabled {
@@ -388,32 +359,5 @@ impl Authenticator {
         self.store.set_directory_groups(user_id, &seen).await?;
         self.seen_groups.put(user_id, seen);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-
-    #[test]
-    fn a_bind_password_file_must_be_private_and_is_read_to_its_first_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bind.pw");
-        let mut file = std::fs::File::create(&path).unwrap();
-        file.write_all(b"s3cret pass\nignored\n").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let refused = read_password_file(&path).unwrap_err();
-        assert!(refused.contains("mode 640"), "{refused}");
-        assert!(!refused.contains("s3cret"), "{refused}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(
-            read_password_file(&path).unwrap().expose_secret(),
-            "s3cret pass"
-        );
-        std::fs::write(&path, "\n").unwrap();
-        assert!(read_password_file(&path).unwrap_err().contains("empty"));
-        assert!(read_password_file(dir.path()).is_err(), "a directory");
     }
 }

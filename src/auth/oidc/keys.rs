@@ -314,29 +314,35 @@ impl KeyCache {
     }
 
     /// GET `url`, refusing bodies over [`MAX_DOCUMENT_BYTES`] and answers other than 200.
-    async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        let mut response = self
+    pub(super) async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        let request = self
             .client
             .get(url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        match send(request, url).await? {
+            (reqwest::StatusCode::OK, body) => Ok(body),
+            (status, _) => Err(format!("{url}: HTTP {status}")),
+        }
+    }
+
+    /// POSTs `form` to `url` (an issuer's token endpoint) with the issuer's HTTP client, with HTTP
+    /// Basic `user:password` when given; the answer's status and body, at most
+    /// [`MAX_DOCUMENT_BYTES`].
+    pub(super) async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), String> {
+        let mut request = self
+            .client
+            .post(url)
             .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
-        if response.status() != reqwest::StatusCode::OK {
-            return Err(format!("{url}: HTTP {}", response.status()));
+            .form(form);
+        if let Some((user, password)) = basic {
+            request = request.basic_auth(user, Some(password));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("{url}: {}", error_chain(&e)))?
-        {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!("{url}: larger than {MAX_DOCUMENT_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        send(request, url).await
     }
 
     /// Key ids and algorithms known now, for `portcullis oidc test`.
@@ -349,6 +355,31 @@ impl KeyCache {
                 .collect()
         })
     }
+}
+
+/// Sends `request` (to `url`); the answer's status and body, refusing bodies over
+/// [`MAX_DOCUMENT_BYTES`].
+async fn send(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<(reqwest::StatusCode, Vec<u8>), String> {
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    let status = response.status();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("{url}: {}", error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(format!("{url}: larger than {MAX_DOCUMENT_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
 }
 
 /// A JWKS file, at most [`MAX_DOCUMENT_BYTES`].

@@ -16,12 +16,18 @@
 //! Workloads are never accounts: no row in users, no password lockout, no refresh tokens. The
 //! presented JWT is never logged, and refusals name the check, never the claims.
 //!
-//! Files: `settings` (the typed configuration), `keys` (the JWKS cache and its fetches), `rules`
-//! (claims to principal, pure).
+//! The same checks, with the console client's id as the audience, verify the ID tokens of people
+//! signing in to the console ([`sign_in`], [`people`]).
+//!
+//! Files: `settings` (the typed configuration), `keys` (the JWKS cache, its fetches and the
+//! issuer's HTTP client), `rules` (claims to principal, pure), `sign_in` (the console's
+//! authorization code flow), `people` (the accounts it creates).
 
 pub mod keys;
+pub mod people;
 pub mod rules;
 pub mod settings;
+pub mod sign_in;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,11 +36,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
 
 use self::keys::{KeyCache, KeysUnavailable, Lookup};
 use self::settings::IssuerSettings;
+use super::trust::read_secret_file;
 use crate::config::{ConfigError, Settings};
 use crate::jwt::MIN_TOKEN_TTL_SECS;
 use crate::names::{IssuerName, RealmName};
@@ -66,10 +74,12 @@ pub fn looks_like_jwt(secret: &str) -> bool {
         .is_some_and(|header| header.get("alg").is_some_and(Value::is_string))
 }
 
-/// One trusted issuer: its settings and its keys.
+/// One trusted issuer: its settings, its keys, and the console client's secret.
 pub struct Issuer {
     pub settings: Arc<IssuerSettings>,
     pub keys: KeyCache,
+    /// Read from `console.client_secret_file` when the issuers load.
+    pub client_secret: Option<SecretString>,
 }
 
 /// An issuer's settings cannot be used; the server does not start.
@@ -111,14 +121,25 @@ impl Issuers {
                     }
                 }
                 let name = issuer.name.clone();
+                let fail = |problem| LoadError::Issuer {
+                    realm: realm.clone(),
+                    issuer: name.clone(),
+                    problem,
+                };
+                let client_secret = issuer
+                    .console
+                    .as_ref()
+                    .and_then(|console| console.client_secret_file.as_deref())
+                    .map(|path| read_secret_file("console.client_secret_file", path))
+                    .transpose()
+                    .map_err(fail)?;
                 let settings = Arc::new(issuer);
-                let keys =
-                    KeyCache::new(settings.clone()).map_err(|problem| LoadError::Issuer {
-                        realm: realm.clone(),
-                        issuer: name,
-                        problem,
-                    })?;
-                loaded.push(Arc::new(Issuer { settings, keys }));
+                let keys = KeyCache::new(settings.clone()).map_err(fail)?;
+                loaded.push(Arc::new(Issuer {
+                    settings,
+                    keys,
+                    client_secret,
+                }));
             }
             realms.insert(realm, loaded);
         }
@@ -236,6 +257,13 @@ struct Peek {
     iss: Option<String>,
 }
 
+fn refused(issuer: Option<&IssuerName>, refusal: Refusal) -> OidcError {
+    OidcError::Refused {
+        issuer: issuer.cloned(),
+        refusal,
+    }
+}
+
 /// Verifies `token` against `issuers` at `now` (seconds since the epoch) and maps it to a workload.
 pub async fn verify(
     issuers: &[Arc<Issuer>],
@@ -243,13 +271,53 @@ pub async fn verify(
     now: u64,
     trace: &mut Trace,
 ) -> Result<Workload, OidcError> {
-    let refused = |issuer: Option<&IssuerName>, refusal| OidcError::Refused {
-        issuer: issuer.cloned(),
-        refusal,
-    };
     if issuers.is_empty() {
         return Err(refused(None, Refusal::NoIssuers));
     }
+    let (header, peek) = peek(token)?;
+    trace.step(|| {
+        format!(
+            "header: alg {:?}, kid {}; unverified iss {}",
+            header.alg,
+            header.kid.as_deref().unwrap_or("(none)"),
+            peek.iss.as_deref().unwrap_or("(none)")
+        )
+    });
+    let Some(issuer) = issuers
+        .iter()
+        .find(|i| peek.iss.as_deref() == Some(i.settings.issuer.as_str()))
+    else {
+        trace.step(|| "issuer: no trusted issuer has this iss (compared exactly)".into());
+        return Err(refused(None, Refusal::WrongIssuer));
+    };
+    let settings = &issuer.settings;
+    trace.step(|| format!("issuer: {} ({})", settings.name, settings.issuer));
+    if settings.audiences.is_empty() {
+        trace.step(|| "audiences: none (the issuer only signs people in to the console)".into());
+        return Err(refused(Some(&settings.name), Refusal::WrongAudience));
+    }
+    check(issuer, &settings.audiences, &header, token, now, trace).await
+}
+
+/// Verifies an ID token `issuer` gave the console's client `client_id`, at `now`: the checks of
+/// [`verify`] with the client id as the one audience; the nonce is the caller's to compare.
+pub async fn verify_id_token(
+    issuer: &Issuer,
+    client_id: &str,
+    token: &str,
+    now: u64,
+) -> Result<Workload, OidcError> {
+    let (header, peek) = peek(token)?;
+    let settings = &issuer.settings;
+    if peek.iss.as_deref() != Some(settings.issuer.as_str()) {
+        return Err(refused(Some(&settings.name), Refusal::WrongIssuer));
+    }
+    let audiences = [client_id.to_owned()];
+    check(issuer, &audiences, &header, token, now, &mut Trace::off()).await
+}
+
+/// The token's header and unverified `iss`.
+fn peek(token: &str) -> Result<(jsonwebtoken::Header, Peek), OidcError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| {
         // `none` and names the library does not know are algorithms no issuer allows.
         let names_an_alg = token
@@ -267,24 +335,21 @@ pub async fn verify(
     })?;
     let peek: Peek = jsonwebtoken::dangerous::insecure_decode_claims(token)
         .map_err(|_| refused(None, Refusal::Malformed))?;
-    trace.step(|| {
-        format!(
-            "header: alg {:?}, kid {}; unverified iss {}",
-            header.alg,
-            header.kid.as_deref().unwrap_or("(none)"),
-            peek.iss.as_deref().unwrap_or("(none)")
-        )
-    });
-    let Some(issuer) = issuers
-        .iter()
-        .find(|i| peek.iss.as_deref() == Some(i.settings.issuer.as_str()))
-    else {
-        trace.step(|| "issuer: no trusted issuer has this iss (compared exactly)".into());
-        return Err(refused(None, Refusal::WrongIssuer));
-    };
+    Ok((header, peek))
+}
+
+/// The checks after the issuer is known: algorithm, key, signature and `aud` (one of
+/// `audiences`), times, claim rules, remaining lifetime.
+async fn check(
+    issuer: &Issuer,
+    audiences: &[String],
+    header: &jsonwebtoken::Header,
+    token: &str,
+    now: u64,
+    trace: &mut Trace,
+) -> Result<Workload, OidcError> {
     let settings = &issuer.settings;
     let name = Some(&settings.name);
-    trace.step(|| format!("issuer: {} ({})", settings.name, settings.issuer));
     if !settings.algorithms.contains(&header.alg) {
         trace.step(|| {
             format!(
@@ -314,10 +379,12 @@ pub async fn verify(
         });
         return Err(refused(name, Refusal::NoKey));
     }
-    let claims = check_signature(settings, token, header.alg, &candidates).map_err(|refusal| {
-        trace.step(|| format!("signature and aud: {}", refusal.reason()));
-        refused(name, refusal)
-    })?;
+    let claims = check_signature(settings, audiences, token, header.alg, &candidates).map_err(
+        |refusal| {
+            trace.step(|| format!("signature and aud: {}", refusal.reason()));
+            refused(name, refusal)
+        },
+    )?;
     trace.step(|| "signature: good; aud: one of the audiences".into());
     let expires_at = check_times(settings, &claims, now).map_err(|refusal| {
         trace.step(|| format!("times: {}", refusal.reason()));
@@ -370,6 +437,7 @@ pub async fn verify(
 /// The claims, when one of `candidates` verifies the signature and `aud` holds an audience.
 fn check_signature(
     settings: &IssuerSettings,
+    audiences: &[String],
     token: &str,
     alg: Algorithm,
     candidates: &[keys::Key],
@@ -379,7 +447,7 @@ fn check_signature(
     validation.validate_nbf = false;
     validation.set_required_spec_claims(&["aud"]);
     validation.set_issuer(&[&settings.issuer]);
-    validation.set_audience(&settings.audiences);
+    validation.set_audience(audiences);
     let mut refusal = Refusal::BadSignature;
     for key in candidates {
         match jsonwebtoken::decode::<Value>(token, key.decoding(), &validation) {

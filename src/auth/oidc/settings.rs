@@ -11,7 +11,7 @@ use url::Url;
 
 use super::rules::{ClaimRule, Condition, Glob, Template};
 use crate::claims::ClaimPath;
-use crate::config::{OidcCondition, OidcSettings};
+use crate::config::{OidcCondition, OidcConsoleSettings, OidcSettings};
 use crate::names::IssuerName;
 
 /// Longest clock skew accepted: five minutes.
@@ -21,6 +21,10 @@ const MAX_CLOCK_SKEW_SECS: u64 = 300;
 const MAX_MAX_AGE_SECS: u64 = 86_400;
 /// Longest fetch timeout, in milliseconds.
 const MAX_FETCH_TIMEOUT_MS: u64 = 60_000;
+/// Longest `console.groups_valid_secs`: a year.
+const MAX_GROUPS_VALID_SECS: u64 = 366 * 86_400;
+/// Longest console button label, in characters.
+const MAX_LABEL_CHARS: usize = 64;
 
 /// A setting that cannot be used: its key (within the issuer's entry) and why.
 #[derive(Debug)]
@@ -40,6 +44,84 @@ pub enum KeySource {
     File(PathBuf),
 }
 
+/// The console's client at an issuer (`[realms.R.oidc.console]`), checked; its secret is read
+/// when the issuers load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsoleClient {
+    pub client_id: String,
+    pub client_secret_file: Option<PathBuf>,
+    pub username_claim: ClaimPath,
+    pub label: String,
+    /// Space-separated, `openid` first.
+    pub scopes: String,
+    pub groups_valid_secs: u64,
+    /// `<issuer>/.well-known/openid-configuration`: the authorization and token endpoints.
+    pub discovery: Url,
+}
+
+impl ConsoleClient {
+    fn parse(
+        raw: &OidcConsoleSettings,
+        issuer_name: &IssuerName,
+        issuer: &str,
+    ) -> Result<ConsoleClient, SettingsError> {
+        let fail = |key: &str, problem: String| SettingsError {
+            key: format!("console.{key}"),
+            problem,
+        };
+        let visible = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic());
+        if !visible(&raw.client_id) {
+            return Err(fail(
+                "client_id",
+                "name the client id registered at the issuer (visible ASCII, no spaces)".into(),
+            ));
+        }
+        let username_claim = ClaimPath::parse(&raw.username_claim)
+            .map_err(|e| fail("username_claim", e.to_string()))?;
+        let label = raw.label.clone().unwrap_or_else(|| issuer_name.to_string());
+        if label.is_empty()
+            || label.chars().count() > MAX_LABEL_CHARS
+            || label.chars().any(char::is_control)
+        {
+            return Err(fail(
+                "label",
+                format!("1 to {MAX_LABEL_CHARS} characters, no control characters"),
+            ));
+        }
+        if let Some(bad) = raw.scopes.iter().find(|scope| !visible(scope)) {
+            return Err(fail(
+                "scopes",
+                format!("{bad:?} is not a scope (visible ASCII, no spaces)"),
+            ));
+        }
+        let mut scopes = vec!["openid"];
+        scopes.extend(
+            raw.scopes
+                .iter()
+                .map(String::as_str)
+                .filter(|s| *s != "openid"),
+        );
+        if raw.groups_valid_secs < 60 || raw.groups_valid_secs > MAX_GROUPS_VALID_SECS {
+            return Err(fail(
+                "groups_valid_secs",
+                format!("between 60 and {MAX_GROUPS_VALID_SECS}"),
+            ));
+        }
+        let base = issuer.trim_end_matches('/');
+        let discovery = Url::parse(&format!("{base}/.well-known/openid-configuration"))
+            .map_err(|e| fail("client_id", format!("the issuer's discovery URL: {e}")))?;
+        Ok(ConsoleClient {
+            client_id: raw.client_id.clone(),
+            client_secret_file: raw.client_secret_file.clone(),
+            username_claim,
+            label,
+            scopes: scopes.join(" "),
+            groups_valid_secs: raw.groups_valid_secs,
+            discovery,
+        })
+    }
+}
+
 /// One trusted issuer, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IssuerSettings {
@@ -57,6 +139,8 @@ pub struct IssuerSettings {
     pub fetch_timeout: Duration,
     pub subject: Template,
     pub rules: Vec<ClaimRule>,
+    /// The console signs people in with this issuer.
+    pub console: Option<ConsoleClient>,
 }
 
 impl IssuerSettings {
@@ -68,11 +152,18 @@ impl IssuerSettings {
         };
         let name = IssuerName::parse(&raw.name).map_err(|e| fail("name", e.to_string()))?;
         http_url(&raw.issuer).map_err(|p| fail("issuer", p))?;
-        if raw.audiences.is_empty() || raw.audiences.iter().any(String::is_empty) {
+        let console = raw
+            .console
+            .as_ref()
+            .map(|console| ConsoleClient::parse(console, &name, &raw.issuer))
+            .transpose()?;
+        if (raw.audiences.is_empty() && console.is_none())
+            || raw.audiences.iter().any(String::is_empty)
+        {
             return Err(fail(
                 "audiences",
                 "name at least one audience (the aud your tokens are minted for); empty values \
-                 are refused"
+                 are refused (an issuer with a console client alone may have none)"
                     .into(),
             ));
         }
@@ -194,6 +285,7 @@ impl IssuerSettings {
             fetch_timeout: Duration::from_millis(raw.fetch_timeout_ms),
             subject,
             rules,
+            console,
         })
     }
 }
@@ -257,6 +349,7 @@ mod tests {
                 groups: vec![],
                 groups_claim: None,
             }],
+            console: None,
         }
     }
 
@@ -328,6 +421,54 @@ mod tests {
         assert_eq!(
             problem(|s| s.rules[0].groups = vec!["${nope}".into()]).0,
             "rules[0].groups"
+        );
+    }
+
+    fn console() -> OidcConsoleSettings {
+        OidcConsoleSettings {
+            client_id: "portcullis".into(),
+            client_secret_file: None,
+            username_claim: "preferred_username".into(),
+            label: None,
+            scopes: vec!["profile".into(), "openid".into(), "groups".into()],
+            groups_valid_secs: 86_400,
+        }
+    }
+
+    #[test]
+    fn a_console_client_asks_for_openid_first_and_may_stand_without_audiences() {
+        let mut only_console = raw();
+        only_console.audiences.clear();
+        only_console.console = Some(console());
+        let settings = IssuerSettings::parse(&only_console).unwrap();
+        let client = settings.console.unwrap();
+        assert_eq!(client.scopes, "openid profile groups");
+        assert_eq!(client.label, "github");
+        assert_eq!(
+            client.discovery.as_str(),
+            "https://token.actions.githubusercontent.com/.well-known/openid-configuration"
+        );
+        let with = |change: fn(&mut OidcConsoleSettings)| {
+            let mut entry = raw();
+            let mut client = console();
+            change(&mut client);
+            entry.console = Some(client);
+            IssuerSettings::parse(&entry).unwrap_err().key
+        };
+        assert_eq!(
+            with(|c| c.client_id = "my client".into()),
+            "console.client_id"
+        );
+        assert_eq!(with(|c| c.client_id.clear()), "console.client_id");
+        assert_eq!(with(|c| c.scopes = vec!["a b".into()]), "console.scopes");
+        assert_eq!(
+            with(|c| c.groups_valid_secs = 59),
+            "console.groups_valid_secs"
+        );
+        assert_eq!(with(|c| c.label = Some(String::new())), "console.label");
+        assert_eq!(
+            with(|c| c.username_claim = "a.b".into()),
+            "console.username_claim"
         );
     }
 }

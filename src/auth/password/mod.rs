@@ -71,10 +71,12 @@ impl Authenticator {
                 None => None,
             };
             // What a check is made against: a local account's stored hash, a directory account's
-            // source (its directory is asked), nothing (the dummy hash, or the directories).
+            // source (its directory is asked), nothing (the dummy hash, or the directories). A
+            // provider's account has no password here: the dummy hash refuses it at full cost.
             let hash = found.as_ref().and_then(|a| match &a.record.source {
                 Source::Local => a.record.password_hash.clone(),
                 Source::Directory(_) => Some(a.record.source.as_stored()),
+                Source::Provider(_) => None,
             });
             let attempt = Attempt {
                 username,
