@@ -19,6 +19,7 @@ use crate::admin::{self, AdminError};
 use crate::auth::{AuthnError, Binding, Credentials, Method};
 use crate::http::{client_addr, AppState};
 use crate::names::{GroupName, RealmName, TokenName, Username};
+use crate::policy::ADMIN_SCOPE;
 use crate::realm::DEFAULT_REALM;
 use crate::store::{unix_now, Role, StoreError, TokenKind, TokenRecord};
 
@@ -364,9 +365,49 @@ struct TokensPage {
     csrf: String,
     created: Option<Created>,
     message: Option<String>,
-    suggested_scope: String,
+    choices: Vec<ScopeChoice>,
     access: Vec<TokenRow>,
     refresh: Vec<TokenRow>,
+}
+
+/// A scope offered as a checkbox on the token form.
+struct ScopeChoice {
+    /// The form field that carries it.
+    field: &'static str,
+    scope: String,
+    label: String,
+    checked: bool,
+}
+
+/// The scopes offered to `user`, the first checked: their own repositories, pull-only, every
+/// repository they may pull, the admin API.
+fn scope_choices(user: &Username) -> Vec<ScopeChoice> {
+    vec![
+        ScopeChoice {
+            field: "own_push",
+            scope: format!("repository:{user}/**:pull,push"),
+            label: format!("Push and pull your own repositories ({user}/…)"),
+            checked: true,
+        },
+        ScopeChoice {
+            field: "own_pull",
+            scope: format!("repository:{user}/**:pull"),
+            label: format!("Pull your own repositories ({user}/…)"),
+            checked: false,
+        },
+        ScopeChoice {
+            field: "any_pull",
+            scope: "repository:**:pull".to_owned(),
+            label: "Pull every repository you may pull".to_owned(),
+            checked: false,
+        },
+        ScopeChoice {
+            field: "admin",
+            scope: ADMIN_SCOPE.to_owned(),
+            label: "Call the admin HTTP API as you".to_owned(),
+            checked: false,
+        },
+    ]
 }
 
 async fn tokens_page(
@@ -404,7 +445,7 @@ async fn tokens_page(
             csrf: session.csrf.clone(),
             created,
             message,
-            suggested_scope: format!("repository:{}/**:pull,push", session.user.username),
+            choices: scope_choices(&session.user.username),
             access,
             refresh,
         },
@@ -420,8 +461,14 @@ pub struct NewTokenForm {
     #[serde(default)]
     csrf: String,
     name: String,
+    /// Scopes typed, one per line.
     #[serde(default)]
     scopes: String,
+    /// The checkboxes of [`scope_choices`], present when checked.
+    own_push: Option<String>,
+    own_pull: Option<String>,
+    any_pull: Option<String>,
+    admin: Option<String>,
     #[serde(default)]
     expires: String,
 }
@@ -445,7 +492,14 @@ pub async fn create_token(
             }
         },
     };
-    let scopes: Vec<String> = form.scopes.split_whitespace().map(str::to_owned).collect();
+    let checked = [&form.own_push, &form.own_pull, &form.any_pull, &form.admin];
+    let mut scopes: Vec<String> = scope_choices(&session.user.username)
+        .into_iter()
+        .zip(checked)
+        .filter(|(_, checked)| checked.is_some())
+        .map(|(choice, _)| choice.scope)
+        .collect();
+    scopes.extend(form.scopes.split_whitespace().map(str::to_owned));
     let made = admin::tokens::create(
         &state.store,
         NewAccessToken {

@@ -45,3 +45,14 @@ pub enum ScopeLimitError {
 /// The subject and effect of the rules [`scope_limit`] builds.
 const ANY_SUBJECT: &str = "any";
 const ALLOW: &str = "allow";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_s_choices_are_scopes() {
+        assert!(scope_limit("repository:alice/**:pull,push repository:**:pull admin").is_ok());
+        assert!(scope_limit("repository:alice").is_err());
+    }
+}
