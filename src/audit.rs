@@ -4,13 +4,19 @@
 //! - [`TrailLayer`], part of the process's subscriber (`telemetry::init`), copies each audit event
 //!   the log filter lets through into a bounded queue, without waiting. A full queue drops the
 //!   event from the trail (never from the log) and counts it; events with no `realm` are not kept.
-//! - [`Trail::start`] drains the queue into the database in batches (whatever arrived while the
-//!   last batch was written) and deletes events older than the retention about once a minute.
+//! - [`Trail::start`] drains the queue into the database every quarter of a second, in
+//!   statements of many rows (a statement costs far more CPU than a row; a wake-up per event
+//!   would cost more than both) and, about once a minute, deletes events older than `audit.keep_secs`
+//!   and the oldest beyond `audit.max_events`, so a busy server's trail stays bounded.
 //!   `portcullis serve` connects the two ([`Trail::keep`]); nothing else does, so a process that
 //!   serves nothing, or a test that starts servers in its own process, keeps no trail.
 //!
 //! An event's name is its `event` field, or, for the token endpoint's events, its `outcome`
 //! (`granted`, `refused`). The other fields are kept as logged: strings, numbers and booleans.
+//! The token endpoint's grants (its events with a `granted` field) are kept only with
+//! `audit.keep_grants`: they are nearly every request, and keeping them cost about a fifth more
+//! CPU per token request (measured with `scripts/bench.sh`, docs/performance.md); refusals and
+//! every other event are kept.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -18,27 +24,36 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
+use crate::config::AuditSettings;
 use crate::keys::now_ms;
 use crate::store::{NewAuditEvent, Store};
 
 /// The tracing target of audit events.
 pub const TARGET: &str = "audit";
-/// Events waiting for the database at most; more are dropped from the trail.
+/// Events waiting for the database at most (a round's worth at 32 000 a second); more are
+/// dropped from the trail.
 const QUEUE: usize = 8_192;
 /// Events written in one transaction at most.
-const BATCH: usize = 512;
+const BATCH: usize = 1_024;
+/// How often the writer takes what the queue holds: an event reaches the database within this
+/// (plus the write).
+const GATHER: Duration = Duration::from_millis(250);
 /// How often events past the retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Longest text kept of one field.
 const MAX_FIELD_CHARS: usize = 1_024;
 
-/// Where [`TrailLayer`] sends events, once `serve` has connected a trail.
-static QUEUE_IN: OnceLock<mpsc::Sender<NewAuditEvent>> = OnceLock::new();
+/// Where [`TrailLayer`] sends events, once `serve` has connected a trail, and whether grants go
+/// too.
+static QUEUE_IN: OnceLock<(mpsc::Sender<NewAuditEvent>, bool)> = OnceLock::new();
+/// The field only the token endpoint's grants have.
+const GRANT_FIELD: &str = "granted";
 /// Events dropped from the trail because the queue was full, not yet reported.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -50,9 +65,12 @@ impl<S: Subscriber> Layer<S> for TrailLayer {
         if event.metadata().target() != TARGET {
             return;
         }
-        let Some(queue) = QUEUE_IN.get() else {
+        let Some((queue, keep_grants)) = QUEUE_IN.get() else {
             return;
         };
+        if !keep_grants && event.metadata().fields().field(GRANT_FIELD).is_some() {
+            return;
+        }
         let mut fields = Fields::default();
         event.record(&mut fields);
         let Some(realm) = fields.realm else {
@@ -139,33 +157,59 @@ impl Visit for Fields {
 /// The trail's writer, running; [`Trail::keep`] sends the process's audit events to it.
 pub struct Trail {
     queue: mpsc::Sender<NewAuditEvent>,
+    keep_grants: bool,
 }
 
 impl Trail {
-    /// Starts writing queued events to `store`, keeping each for `keep`.
-    pub fn start(store: Store, keep: Duration) -> Trail {
+    /// Starts writing queued events to `store` as `settings` say.
+    pub fn start(store: Store, settings: &AuditSettings) -> Trail {
         let (queue, events) = mpsc::channel(QUEUE);
-        tokio::spawn(write(store, keep, events));
-        Trail { queue }
+        let keep = Duration::from_secs(settings.keep_secs);
+        let max_events = i64::try_from(settings.max_events).unwrap_or(i64::MAX);
+        tokio::spawn(write(store, keep, max_events, events));
+        Trail {
+            queue,
+            keep_grants: settings.keep_grants,
+        }
     }
 
     /// Sends this process's audit events to this trail from now on. The first trail a process
     /// connects keeps them; a later call changes nothing.
     pub fn keep(&self) {
-        let _ = QUEUE_IN.set(self.queue.clone());
+        let _ = QUEUE_IN.set((self.queue.clone(), self.keep_grants));
     }
 }
 
-/// Writes events as they come, in batches, and deletes expired ones.
-async fn write(store: Store, keep: Duration, mut events: mpsc::Receiver<NewAuditEvent>) {
+/// Every [`GATHER`], writes what the queue holds, a transaction per [`BATCH`], and (about once a
+/// minute) deletes what is past the retention. The writer sleeps between rounds instead of
+/// waiting on the queue: a waiting receiver is woken by every event, and those wake-ups (a
+/// thread switch each) cost more CPU than the rest of the trail together.
+async fn write(
+    store: Store,
+    keep: Duration,
+    max_events: i64,
+    mut events: mpsc::Receiver<NewAuditEvent>,
+) {
     let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
     let mut pruned_at: Option<Instant> = None;
     let mut batch = Vec::with_capacity(BATCH);
-    while events.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(error) = store.insert_audit_events(&batch).await {
-            tracing::warn!(error = %error, events = batch.len(), "audit events not kept in the database (they are in the log)");
-        }
-        batch.clear();
+    let mut rounds = tokio::time::interval(GATHER);
+    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        rounds.tick().await;
+        let closed = loop {
+            match events.try_recv() {
+                Ok(event) => {
+                    batch.push(event);
+                    if batch.len() == BATCH {
+                        insert(&store, &mut batch).await;
+                    }
+                }
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        insert(&store, &mut batch).await;
         let dropped = DROPPED.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             tracing::warn!(
@@ -175,14 +219,26 @@ async fn write(store: Store, keep: Duration, mut events: mpsc::Receiver<NewAudit
         }
         if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             pruned_at = Some(Instant::now());
-            if let Err(error) = store
-                .prune_audit_events(now_ms().saturating_sub(keep_ms))
-                .await
-            {
+            let before_ms = now_ms().saturating_sub(keep_ms);
+            if let Err(error) = store.prune_audit_events(before_ms, max_events).await {
                 tracing::warn!(error = %error, "expired audit events not deleted");
             }
         }
+        if closed {
+            break;
+        }
     }
+}
+
+/// Writes `batch` (when it holds anything) and empties it.
+async fn insert(store: &Store, batch: &mut Vec<NewAuditEvent>) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(error) = store.insert_audit_events(batch).await {
+        tracing::warn!(error = %error, events = batch.len(), "audit events not kept in the database (they are in the log)");
+    }
+    batch.clear();
 }
 
 #[cfg(test)]

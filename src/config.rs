@@ -77,15 +77,23 @@ impl Default for ConsoleSettings {
 pub struct AuditSettings {
     /// How long an audit event stays in the database; 0 keeps none (the log has them all).
     pub keep_secs: u64,
+    /// The most events kept, all realms together: older ones go first, whatever their age.
+    pub max_events: u64,
+    /// Keep the token endpoint's grants too (nearly every request), not only its refusals.
+    pub keep_grants: bool,
 }
 
 /// Longest `audit.keep_secs`: a year.
 pub const MAX_AUDIT_KEEP_SECS: u64 = 366 * 86_400;
+/// Most `audit.max_events`.
+pub const MAX_AUDIT_EVENTS: u64 = 100_000_000;
 
 impl Default for AuditSettings {
     fn default() -> Self {
         AuditSettings {
             keep_secs: 7 * 86_400,
+            max_events: 200_000,
+            keep_grants: false,
         }
     }
 }
@@ -872,6 +880,12 @@ impl Settings {
             return invalid(
                 "audit.keep_secs",
                 &format!("must be at most {MAX_AUDIT_KEEP_SECS} (a year)"),
+            );
+        }
+        if !(1_000..=MAX_AUDIT_EVENTS).contains(&self.audit.max_events) {
+            return invalid(
+                "audit.max_events",
+                &format!("must be 1000 to {MAX_AUDIT_EVENTS}"),
             );
         }
         let k = &self.keys;

@@ -107,8 +107,8 @@ impl Application {
         let store = Store::connect(&settings.database).await?;
         store.watch_changes();
         realm::bootstrap(&store).await?;
-        let trail = (settings.audit.keep_secs > 0)
-            .then(|| Trail::start(store.clone(), Duration::from_secs(settings.audit.keep_secs)));
+        let trail =
+            (settings.audit.keep_secs > 0).then(|| Trail::start(store.clone(), &settings.audit));
         let realms = Realms::new(
             store.clone(),
             settings.keys.dir.clone(),

@@ -1,7 +1,7 @@
 //! The recent audit trail, on the real binary over SQLite and PostgreSQL: what the token endpoint
 //! and the admin API log as audit events is kept in the database and read back through
 //! `GET /api/v1/realms/{realm}/audit-events`, newest first, a page at a time, by event name, only
-//! by the realm's admins; `audit.keep_secs = 0` keeps none.
+//! by the realm's admins; grants only with `audit.keep_grants`; `audit.keep_secs = 0` keeps none.
 
 pub mod common;
 
@@ -58,7 +58,7 @@ fn admin_token(server: &Portcullis) -> String {
 }
 
 fn the_trail_keeps_grants_refusals_and_admin_changes(db: Db) {
-    let server = Portcullis::start_on(db, "");
+    let server = Portcullis::start_on(db, "[audit]\nkeep_grants = true\n");
     let admin = admin_token(&server);
     server.add_user("alice", "alice-password-1", false);
     let user_token = api_token(&server, "alice");
@@ -151,6 +151,31 @@ fn the_trail_keeps_grants_refusals_and_admin_changes_on_sqlite() {
 #[test]
 fn the_trail_keeps_grants_refusals_and_admin_changes_on_postgres() {
     the_trail_keeps_grants_refusals_and_admin_changes(Db::Postgres);
+}
+
+#[test]
+fn by_default_refusals_are_kept_and_grants_are_not() {
+    let server = Portcullis::start();
+    let admin = admin_token(&server);
+    server.add_user("alice", "alice-password-1", false);
+    let scope = "&scope=repository:alice/app:pull";
+    assert_eq!(
+        server
+            .basic_token("alice", "alice-password-1", scope)
+            .status,
+        200
+    );
+    assert_eq!(
+        server.basic_token("alice", "wrong-password", scope).status,
+        401
+    );
+    let kept = events(&server, &admin, "", 1);
+    let names: Vec<&str> = kept.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names, ["refused"], "{kept:#?}");
+    assert!(
+        server.logged("outcome=\"granted\""),
+        "the log has the grant"
+    );
 }
 
 #[test]

@@ -67,6 +67,40 @@ async fn page_with(client: &Client, needle: &str) -> String {
     panic!("no {needle:?} in:\n{}", client.source().await.unwrap());
 }
 
+/// The text of the element with this id.
+async fn text_of(client: &Client, id: &str) -> String {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Makes an access token named `name` on the tokens page, with `scopes` typed besides the
+/// checked choices; its secret, as the page shows it once.
+async fn make_token(client: &Client, name: &str, scopes: &str) -> String {
+    fill(client, "name", name).await;
+    fill(client, "scopes", scopes).await;
+    press(client, "form[action='/console/tokens'] button").await;
+    page_with(client, "id=\"secret\"").await;
+    let secret = text_of(client, "secret").await;
+    assert!(secret.starts_with("pcat_"), "{secret}");
+    secret
+}
+
+/// The real registry, trusting the default realm of `p`.
+fn registry_of(p: &Portcullis) -> Registry {
+    let config = p.registry_config();
+    Registry::start(
+        &config.realm,
+        &config.service,
+        &config.issuer,
+        &config.rootcertbundle,
+    )
+}
+
 async fn sign_in(client: &Client, base: &str, user: &str, password: &str) {
     client.goto(&format!("{base}/console/")).await.unwrap();
     assert!(client
@@ -114,7 +148,9 @@ fn curl_status(args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_makes_a_token_pushes_with_it_and_revokes_it_and_an_admin_grants_through_a_group()
 {
-    let p = Portcullis::start_with_config("[console]\nregistry = \"registry.example:5000\"\n");
+    let p = Portcullis::start_with_config(
+        "[console]\nregistry = \"registry.example:5000\"\n[audit]\nkeep_grants = true\n",
+    );
     p.add_user("alice", "alice-pw", false);
     p.add_user("root", "root-pw", true);
     p.cli_ok(
@@ -130,13 +166,7 @@ async fn a_person_makes_a_token_pushes_with_it_and_revokes_it_and_an_admin_grant
         ],
         "",
     );
-    let config = p.registry_config();
-    let registry = Registry::start(
-        &config.realm,
-        &config.service,
-        &config.issuer,
-        &config.rootcertbundle,
-    );
+    let registry = registry_of(&p);
     let work = tempfile::tempdir().unwrap();
     let driver = Chromedriver::start();
     let client = browser(&driver).await;
@@ -144,24 +174,8 @@ async fn a_person_makes_a_token_pushes_with_it_and_revokes_it_and_an_admin_grant
 
     // Alice signs in and makes a token.
     sign_in(&client, &base, "alice", "alice-pw").await;
-    fill(&client, "name", "laptop").await;
-    press(&client, "form[action='/console/tokens'] button").await;
-    page_with(&client, "id=\"secret\"").await;
-    let secret = client
-        .find(Locator::Id("secret"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(secret.starts_with("pcat_"), "{secret}");
-    let login = client
-        .find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let secret = make_token(&client, "laptop", "").await;
+    let login = text_of(&client, "login").await;
     assert_eq!(
         login,
         "docker login -u alice --password-stdin registry.example:5000"
@@ -287,13 +301,7 @@ async fn a_person_makes_a_token_pushes_with_it_and_revokes_it_and_an_admin_grant
     fill(&client, "explain-scope", "repository:shared/app:pull").await;
     press(&client, "form[action='/console/admin/explain'] button").await;
     page_with(&client, "id=\"explanation\"").await;
-    let before = client
-        .find(Locator::Id("explanation"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let before = text_of(&client, "explanation").await;
     assert!(before.contains("nothing granted"), "{before}");
     fill(&client, "member-user", "alice").await;
     fill(&client, "member-group", "devs").await;
@@ -303,24 +311,19 @@ async fn a_person_makes_a_token_pushes_with_it_and_revokes_it_and_an_admin_grant
     fill(&client, "explain-scope", "repository:shared/app:pull").await;
     press(&client, "form[action='/console/admin/explain'] button").await;
     page_with(&client, "granted repository:shared/app:pull").await;
-    let after = client
-        .find(Locator::Id("explanation"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = text_of(&client, "explanation").await;
     assert!(
         after.contains("granted repository:shared/app:pull"),
         "{after}"
     );
-    let block = client
-        .find(Locator::Id("registry-config"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let groups = text_of(&client, "groups").await;
+    assert!(
+        groups.contains("devs") && groups.contains("alice"),
+        "{groups}"
+    );
+    press(&client, "button[aria-label='Remove alice from devs']").await;
+    page_with(&client, "alice is no longer in group devs.").await;
+    let block = text_of(&client, "registry-config").await;
     assert!(block.contains("rootcertbundle:"), "{block}");
     // The recent audit events show what was just done, and the token requests before it.
     let mut events = String::new();
@@ -330,13 +333,14 @@ async fn a_person_makes_a_token_pushes_with_it_and_revokes_it_and_an_admin_grant
             Ok(table) => table.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };
-        if events.contains("group_member_added") {
+        if events.contains("group_member_removed") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for expected in [
         "group_member_added",
+        "group_member_removed",
         "by=root",
         "console_signed_in",
         "access_token_created",
@@ -444,13 +448,7 @@ async fn a_person_signs_in_with_the_company_idp_and_pushes_with_a_token_made_the
     );
     // A local account named as a provider's person: the provider never signs in to it.
     p.add_user("dave", "dave-pw", false);
-    let config = p.registry_config();
-    let registry = Registry::start(
-        &config.realm,
-        &config.service,
-        &config.issuer,
-        &config.rootcertbundle,
-    );
+    let registry = registry_of(&p);
 
     // The pending sign-in: a Lax cookie for the provider's redirect back, PKCE S256, state, nonce.
     let started = run(
@@ -552,18 +550,7 @@ async fn a_person_signs_in_with_the_company_idp_and_pushes_with_a_token_made_the
     assert!(listed.contains("oidc:corp"), "{listed}");
 
     // She makes a token and pushes with it to where her IdP group may.
-    fill(&client, "name", "laptop").await;
-    fill(&client, "scopes", "repository:shared/**:pull,push").await;
-    press(&client, "form[action='/console/tokens'] button").await;
-    page_with(&client, "id=\"secret\"").await;
-    let secret = client
-        .find(Locator::Id("secret"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(secret.starts_with("pcat_"), "{secret}");
+    let secret = make_token(&client, "laptop", "repository:shared/**:pull,push").await;
     screenshot(&client, "sso-tokens").await;
     let work = tempfile::tempdir().unwrap();
     let creds = format!("carol:{secret}");

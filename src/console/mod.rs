@@ -125,6 +125,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/admin", web::get().to(pages::admin))
             .route("/admin/users", web::post().to(pages::add_user))
             .route("/admin/members", web::post().to(pages::add_member))
+            .route(
+                "/admin/members/remove",
+                web::post().to(pages::remove_member),
+            )
             .route("/admin/grants", web::post().to(pages::add_grant))
             .route(
                 "/admin/grants/{id}/remove",

@@ -604,6 +604,7 @@ struct AdminPage {
     realm: String,
     message: Option<String>,
     users: Vec<UserRow>,
+    groups: Vec<GroupRow>,
     grants: Vec<GrantRow>,
     lockouts: Vec<LockoutRow>,
     events: Vec<EventRow>,
@@ -611,6 +612,12 @@ struct AdminPage {
     explain_scope: String,
     explanation: String,
     registry_config: String,
+}
+
+/// A group and its members on the admin page.
+struct GroupRow {
+    name: String,
+    members: Vec<String>,
 }
 
 /// One recent audit event on the admin page.
@@ -667,6 +674,13 @@ async fn admin_page(
     let groups = admin::groups::list(&state.store, realm)
         .await
         .map_err(admin_error)?;
+    let group_rows = groups
+        .iter()
+        .map(|group| GroupRow {
+            name: group.name.clone(),
+            members: group.members.iter().map(ToString::to_string).collect(),
+        })
+        .collect();
     let users = admin::users::list(&state.store, realm)
         .await
         .map_err(admin_error)?
@@ -736,6 +750,7 @@ async fn admin_page(
             realm: realm.to_string(),
             message: extras.message,
             users,
+            groups: group_rows,
             grants,
             lockouts,
             events,
@@ -799,6 +814,39 @@ pub async fn add_member(
         ..AdminExtras::default()
     };
     admin_page(&session, &state, &app, extras).await
+}
+
+pub async fn remove_member(
+    session: Session,
+    state: State,
+    app: App,
+    form: web::Form<MemberForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_form(&session, &form.csrf)?;
+    let realm = session.realm();
+    let parsed = Username::parse(form.user.trim())
+        .map_err(|e| e.to_string())
+        .and_then(|user| {
+            GroupName::parse(form.group.trim())
+                .map(|group| (user, group))
+                .map_err(|e| e.to_string())
+        });
+    let message = match parsed {
+        Err(reason) => format!("Refused: {reason}"),
+        Ok((user, group)) => {
+            match admin::groups::set_member(&state.store, realm, &group, &user, false).await {
+                Ok(()) => {
+                    tracing::info!(target: "audit", event = "group_member_removed", realm = %realm, by = %session.user.username, user = %user, group = %group);
+                    format!("{user} is no longer in group {group}.")
+                }
+                Err(error @ AdminError::Store(StoreError::Database(_))) => {
+                    return Err(admin_error(error))
+                }
+                Err(error) => format!("Refused: {error}"),
+            }
+        }
+    };
+    admin_result(&session, &state, &app, message).await
 }
 
 #[derive(Deserialize)]

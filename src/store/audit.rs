@@ -1,9 +1,14 @@
 //! The recent audit trail as stored: events appended in batches, read newest first for one realm,
-//! and deleted once older than the retention. What goes in is `crate::audit`'s business.
+//! and deleted once older than the retention or beyond the most kept. What goes in is `crate::audit`'s business.
 
 use sqlx::Row;
 
 use super::{Store, StoreError};
+
+/// Rows one INSERT carries at most. A statement costs far more CPU than a row, but not without
+/// bound: sqlx finds each SQLite parameter by its name, which SQLite looks up in a list, so the
+/// binding grows with the square of the parameters (5 a row).
+const ROWS_PER_STATEMENT: usize = 16;
 
 /// An audit event to keep.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,20 +43,38 @@ pub struct AuditQuery {
 }
 
 impl Store {
-    /// Appends `events` in one transaction.
+    /// Appends `events` in one transaction, a statement per [`ROWS_PER_STATEMENT`] of them: each
+    /// statement and each transaction costs far more CPU than a row does.
     pub async fn insert_audit_events(&self, events: &[NewAuditEvent]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for event in events {
-            sqlx::query(
-                "INSERT INTO audit_events (realm, at_ms, event, level, fields) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&event.realm)
-            .bind(event.at_ms)
-            .bind(&event.event)
-            .bind(&event.level)
-            .bind(&event.fields)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO audit_events (realm, at_ms, event, level, fields) VALUES ",
+            );
+            for row in 0..chunk.len() {
+                let first = row * 5 + 1;
+                if row > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    first,
+                    first + 1,
+                    first + 2,
+                    first + 3,
+                    first + 4
+                ));
+            }
+            let mut insert = sqlx::query(&sql);
+            for event in chunk {
+                insert = insert
+                    .bind(&event.realm)
+                    .bind(event.at_ms)
+                    .bind(&event.event)
+                    .bind(&event.level)
+                    .bind(&event.fields);
+            }
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -97,12 +120,83 @@ impl Store {
             .collect()
     }
 
-    /// Deletes the events logged before `at_ms`; returns how many.
-    pub async fn prune_audit_events(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
+    /// Deletes the events logged before `before_ms`, and the oldest beyond the newest `keep`;
+    /// returns how many.
+    pub async fn prune_audit_events(&self, before_ms: i64, keep: i64) -> Result<u64, StoreError> {
+        let old = sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
             .bind(before_ms)
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+        let surplus = sqlx::query(
+            "DELETE FROM audit_events WHERE id <= \
+             (SELECT id FROM audit_events ORDER BY id DESC LIMIT 1 OFFSET $1)",
+        )
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        Ok(old.rows_affected() + surplus.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_store;
+
+    fn event(realm: &str, at_ms: i64, name: &str) -> NewAuditEvent {
+        NewAuditEvent {
+            realm: realm.to_owned(),
+            at_ms,
+            event: name.to_owned(),
+            level: "INFO".to_owned(),
+            fields: "{}".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_come_back_newest_first_by_realm_and_the_oldest_go_first() {
+        let (_dir, store, _path) = test_store().await;
+        let events: Vec<NewAuditEvent> = (0..6)
+            .map(|i| event(if i == 3 { "other" } else { "test" }, 1_000 + i, "granted"))
+            .chain([event("test", 2_000, "refused")])
+            .collect();
+        store.insert_audit_events(&events).await.unwrap();
+        let all = |query: AuditQuery| {
+            let store = store.clone();
+            async move {
+                store
+                    .audit_events("test", &query)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.at_ms)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let everything = AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        };
+        assert_eq!(
+            all(everything.clone()).await,
+            [2_000, 1_005, 1_004, 1_002, 1_001, 1_000]
+        );
+        let refused = AuditQuery {
+            event: Some("refused".into()),
+            ..everything.clone()
+        };
+        assert_eq!(all(refused).await, [2_000]);
+        let newest = store.audit_events("test", &everything).await.unwrap();
+        let older = AuditQuery {
+            before: Some(newest[1].id),
+            limit: 2,
+            ..AuditQuery::default()
+        };
+        assert_eq!(all(older).await, [1_004, 1_002]);
+
+        // Older than 1001 ms go; then all but the newest three, whatever their realm.
+        assert_eq!(store.prune_audit_events(1_001, 100).await.unwrap(), 1);
+        assert_eq!(store.prune_audit_events(0, 3).await.unwrap(), 3);
+        assert_eq!(all(everything).await, [2_000, 1_005, 1_004]);
     }
 }
