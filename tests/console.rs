@@ -138,6 +138,12 @@ fn push(
     ])
 }
 
+/// The status line and headers of a GET of `url`, as curl shows them.
+fn response_headers(url: &str) -> String {
+    let answer = run("curl", &["-s", "-D", "-", "-o", "/dev/null", url]);
+    String::from_utf8(answer.stdout).unwrap()
+}
+
 /// The status of `curl` with these arguments.
 fn curl_status(args: &[&str]) -> String {
     let mut all = vec!["-s", "-o", "/dev/null", "-w", "%{http_code}"];
@@ -258,18 +264,7 @@ async fn a_person_makes_a_token_pushes_with_it_and_revokes_it_and_an_admin_grant
         args.push(&tokens_url);
         assert_eq!(curl_status(&args), "403", "{extra:?}");
     }
-    let headers = run(
-        "curl",
-        &[
-            "-s",
-            "-D",
-            "-",
-            "-o",
-            "/dev/null",
-            &format!("{base}/console/sign-in"),
-        ],
-    );
-    let headers = String::from_utf8(headers.stdout).unwrap().to_lowercase();
+    let headers = response_headers(&format!("{base}/console/sign-in")).to_lowercase();
     for expected in [
         "content-security-policy: default-src 'none'",
         "frame-ancestors 'none'",
@@ -451,18 +446,7 @@ async fn a_person_signs_in_with_the_company_idp_and_pushes_with_a_token_made_the
     let registry = registry_of(&p);
 
     // The pending sign-in: a Lax cookie for the provider's redirect back, PKCE S256, state, nonce.
-    let started = run(
-        "curl",
-        &[
-            "-s",
-            "-D",
-            "-",
-            "-o",
-            "/dev/null",
-            &format!("{base}/console/sso/corp/start?realm=default"),
-        ],
-    );
-    let headers = String::from_utf8(started.stdout).unwrap();
+    let headers = response_headers(&format!("{base}/console/sso/corp/start?realm=default"));
     let lower = headers.to_lowercase();
     assert!(lower.starts_with("http/1.1 303"), "{headers}");
     let location = headers

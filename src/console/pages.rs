@@ -774,24 +774,24 @@ pub struct MemberForm {
     group: String,
 }
 
+impl MemberForm {
+    /// The user and group named, or why they are not names.
+    fn member(&self) -> Result<(Username, GroupName), String> {
+        let user = Username::parse(self.user.trim()).map_err(|e| e.to_string())?;
+        let group = GroupName::parse(self.group.trim()).map_err(|e| e.to_string())?;
+        Ok((user, group))
+    }
+}
+
 pub async fn add_member(
     session: Session,
     state: State,
     app: App,
     form: web::Form<MemberForm>,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.check_csrf(&form.csrf)?;
-    if !session.is_admin() {
-        return Err(ConsoleError::Forbidden);
-    }
+    admin_form(&session, &form.csrf)?;
     let realm = session.realm();
-    let parsed = Username::parse(form.user.trim())
-        .map_err(|e| e.to_string())
-        .and_then(|user| {
-            GroupName::parse(form.group.trim())
-                .map(|group| (user, group))
-                .map_err(|e| e.to_string())
-        });
+    let parsed = form.member();
     let message = match parsed {
         Err(reason) => format!("Refused: {reason}"),
         Ok((user, group)) => {
@@ -824,13 +824,7 @@ pub async fn remove_member(
 ) -> Result<HttpResponse, ConsoleError> {
     admin_form(&session, &form.csrf)?;
     let realm = session.realm();
-    let parsed = Username::parse(form.user.trim())
-        .map_err(|e| e.to_string())
-        .and_then(|user| {
-            GroupName::parse(form.group.trim())
-                .map(|group| (user, group))
-                .map_err(|e| e.to_string())
-        });
+    let parsed = form.member();
     let message = match parsed {
         Err(reason) => format!("Refused: {reason}"),
         Ok((user, group)) => {
