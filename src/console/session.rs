@@ -98,7 +98,8 @@ pub fn removal(state: &ConsoleState) -> Cookie<'static> {
     cookie
 }
 
-fn digest(secret: &str) -> String {
+/// What is stored of a cookie's secret: its SHA-256, hex.
+pub(super) fn digest(secret: &str) -> String {
     sha256_hex(&SecretString::from(secret.to_owned()))
 }
 

@@ -10,13 +10,13 @@
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::pages::{sign_in_page, signed_in_page};
-use super::{session, ConsoleError, ConsoleState};
+use super::session::{self, digest};
+use super::{ConsoleError, ConsoleState};
 use crate::auth::oidc::sign_in::{Pending, SignInError};
-use crate::auth::token::{random_secret, sha256_hex};
+use crate::auth::token::random_secret;
 use crate::http::client_addr;
 use crate::names::{IssuerName, RealmName};
 use crate::realm::DEFAULT_REALM;
@@ -210,8 +210,4 @@ fn removal(state: &ConsoleState) -> Cookie<'static> {
         .finish();
     cookie.make_removal();
     cookie
-}
-
-fn digest(secret: &str) -> String {
-    sha256_hex(&SecretString::from(secret.to_owned()))
 }
