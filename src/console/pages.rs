@@ -809,11 +809,7 @@ pub async fn add_member(
             }
         }
     };
-    let extras = AdminExtras {
-        message: Some(message),
-        ..AdminExtras::default()
-    };
-    admin_page(&session, &state, &app, extras).await
+    admin_result(&session, &state, &app, message).await
 }
 
 pub async fn remove_member(
@@ -858,10 +854,7 @@ pub async fn explain(
     app: App,
     form: web::Form<ExplainForm>,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.check_csrf(&form.csrf)?;
-    if !session.is_admin() {
-        return Err(ConsoleError::Forbidden);
-    }
+    admin_form(&session, &form.csrf)?;
     let user_text = form.user.trim();
     let user = match user_text {
         "" => Ok(None),
@@ -913,10 +906,7 @@ pub async fn unlock(
     app: App,
     form: web::Form<UnlockForm>,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.check_csrf(&form.csrf)?;
-    if !session.is_admin() {
-        return Err(ConsoleError::Forbidden);
-    }
+    admin_form(&session, &form.csrf)?;
     let message = match Username::parse(form.user.trim()) {
         Err(error) => format!("Refused: {error}"),
         Ok(user) => {
@@ -934,11 +924,7 @@ pub async fn unlock(
             }
         }
     };
-    let extras = AdminExtras {
-        message: Some(message),
-        ..AdminExtras::default()
-    };
-    admin_page(&session, &state, &app, extras).await
+    admin_result(&session, &state, &app, message).await
 }
 
 /// Answers an admin form with the admin page and what became of it.
